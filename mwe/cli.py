@@ -1,0 +1,222 @@
+"""The `mwe` command line: a thin layer over the library.
+
+Library code raises :class:`mwe.errors.MweError`; this module alone turns one into a one-line
+message on stderr and an exit code (2 for a usage or input error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mwe import __version__
+from mwe.errors import MweError
+from mwe.export import EXPORT_FORMATS, export_set
+from mwe.importer import import_jsonl
+from mwe.items import Item
+from mwe.store import DEFAULT_DB, EvalSetInfo, Store
+
+# soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.
+console = Console(soft_wrap=True)
+
+
+class _Group(click.Group):
+    """A click group that prints mwe's errors as one line and exits with their code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MweError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _open(ctx: click.Context, *, read_only: bool) -> Store:
+    return Store(ctx.obj["db"], read_only=read_only)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mwe")
+@click.option(
+    "--db",
+    envvar="MWE_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The DuckDB store file (env MWE_DB).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what mwe does to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, db: Path, verbose: bool) -> None:
+    """Generate, store, export and score model-written evaluations.
+
+    Sets are referred to as NAME (the latest version) or NAME@N (version N).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"db": db}
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--name", help="Set name [default: from the first file's name].")
+@click.option("--description", help="A description kept with the version.")
+@click.option("--license", "license_", help="License of the data, e.g. cc-by-4.0 (for the card).")
+@click.pass_context
+def import_cmd(
+    ctx: click.Context, files: tuple[str, ...], name: str | None, description: str | None,
+    license_: str | None,
+) -> None:
+    """Import anthropics/evals JSONL FILES as a new version of one set."""
+    with _open(ctx, read_only=False) as store:
+        info = import_jsonl(store, files, name=name, description=description, license=license_)
+    console.print(
+        f"Imported {info.item_count:,} items from {len(files)} file(s) as [bold]{info.ref}[/] "
+        f"(content hash {info.content_hash[:12]})"
+    )
+
+
+@cli.command("export")
+@click.argument("ref")
+@click.option(
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="jsonl", show_default=True,
+    help="jsonl: the anthropics/evals schema; hf: a Hugging Face DatasetDict on disk.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path),
+    help="Folder to write [default: generated_evals/NAME-vN-FORMAT].",
+)
+@click.option("--force", is_flag=True, help="Replace the folder if it is not empty.")
+@click.option("--push-to-hub", metavar="REPO", help="Also push to this Hub dataset repo (hf).")
+@click.pass_context
+def export_cmd(
+    ctx: click.Context, ref: str, fmt: str, out: Path | None, force: bool, push_to_hub: str | None
+) -> None:
+    """Export set REF (NAME or NAME@N) after checking its content hash."""
+    with _open(ctx, read_only=True) as store:
+        result = export_set(store, ref, fmt, out=out, force=force, push_to_hub=push_to_hub)
+    console.print(f"Exported {result.items:,} items of [bold]{result.ref}[/] to {result.path}")
+    if push_to_hub:
+        console.print(f"Pushed to https://huggingface.co/datasets/{push_to_hub}")
+
+
+@cli.command("list")
+@click.option("--all", "all_versions", is_flag=True, help="Show every version, not just the latest.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
+    """List the stored eval sets."""
+    if not Path(ctx.obj["db"]).exists():
+        console.print(f"No eval sets yet: {ctx.obj['db']} does not exist.")
+        return
+    with _open(ctx, read_only=True) as store:
+        sets = store.list_sets()
+    if not all_versions:
+        latest: dict[str, EvalSetInfo] = {}
+        for info in sets:
+            latest[info.name] = info
+        sets = list(latest.values())
+    if as_json:
+        click.echo(json.dumps([_info_json(info) for info in sets], indent=2))
+        return
+    if not sets:
+        console.print("No eval sets yet: `mwe import` or `mwe generate` makes one.")
+        return
+    table = Table("set", "format", "items", "created", "content hash", box=None)
+    for info in sets:
+        table.add_row(
+            info.ref, info.format, f"{info.item_count:,}",
+            info.created_at.strftime("%Y-%m-%d %H:%M"), info.content_hash[:12],
+        )
+    console.print(table)
+
+
+def _info_json(info: EvalSetInfo) -> dict[str, Any]:
+    return {
+        "ref": info.ref, "name": info.name, "version": info.version, "format": info.format,
+        "items": info.item_count, "content_hash": info.content_hash,
+        "created_at": info.created_at.isoformat(), "description": info.description,
+        "provenance": info.provenance, "stats": info.stats,
+    }
+
+
+@cli.command("show")
+@click.argument("ref")
+@click.option("-n", "--items", "n_items", default=5, show_default=True, help="Items to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
+    """Show a set: counts, label balance, provenance and a few items."""
+    with _open(ctx, read_only=True) as store:
+        info = store.resolve(ref)
+        balance = store.label_counts(info)
+        items = store.items(info, limit=n_items)
+        parent = next((s.ref for s in store.list_sets(info.name) if s.id == info.parent_id), None)
+    if as_json:
+        data = _info_json(info) | {
+            "parent": parent, "label_balance": balance,
+            "sample": [item.to_record() for item in items],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    console.print(f"[bold]{info.ref}[/]  {info.format}  {info.item_count:,} items")
+    if info.description:
+        console.print(info.description)
+    console.print(f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {parent or '-'}")
+    console.print(f"content hash {info.content_hash}")
+    console.print("label balance (answer_matching_behavior): " + _balance_text(balance))
+    console.print("provenance:", json.dumps(info.provenance, indent=2))
+    if items:
+        console.print(_items_table(items, f"first {len(items)} items"))
+
+
+def _balance_text(balance: dict[str, int]) -> str:
+    total = sum(balance.values()) or 1
+    return ", ".join(f"{label!r} {n:,} ({n / total:.1%})" for label, n in balance.items())
+
+
+def _items_table(items: list[Item], title: str) -> Table:
+    table = Table("question", "matching", "not matching", "conf.", title=title, show_lines=True)
+    for item in items:
+        confidence = "" if item.label_confidence is None else f"{item.label_confidence:.2f}"
+        table.add_row(
+            item.statement or item.question, repr(item.answer_matching_behavior),
+            ", ".join(repr(a) for a in item.not_matching), confidence,
+        )
+    return table
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("-n", "--limit", default=10, show_default=True, help="Items to print per side.")
+@click.pass_context
+def diff_cmd(ctx: click.Context, old: str, new: str, limit: int) -> None:
+    """Show the items added and removed between versions OLD and NEW, by content."""
+    with _open(ctx, read_only=True) as store:
+        a, b = store.resolve(old), store.resolve(new)
+        items_a, items_b = store.items(a), store.items(b)
+    hashes_a = {item.content_hash() for item in items_a}
+    hashes_b = {item.content_hash() for item in items_b}
+    added = [item for item in items_b if item.content_hash() not in hashes_a]
+    removed = [item for item in items_a if item.content_hash() not in hashes_b]
+    console.print(
+        f"{a.ref} -> {b.ref}: [green]+{len(added)} added[/], [red]-{len(removed)} removed[/], "
+        f"{len(hashes_a & hashes_b)} unchanged"
+    )
+    for label, group in (("added", added), ("removed", removed)):
+        if group and limit:
+            console.print(_items_table(group[:limit], f"{label} ({len(group)})"))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,217 @@
+"""Export a stored version: anthropics/evals JSONL or a Hugging Face dataset, each with a card.
+
+Exports are written into a temporary folder beside the target and moved into place at the end,
+so an export that fails leaves nothing half-written. The version's content hash is checked before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mwe.errors import ExportExistsError, UsageError
+from mwe.items import Item, write_jsonl
+from mwe.store import EvalSetInfo, Store
+
+ExportFormat = Literal["jsonl", "hf"]
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "hf")
+DEFAULT_EXPORT_ROOT = Path("generated_evals")
+_HF_PARQUET = "data/test-00000-of-00001.parquet"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where an export went and what it holds."""
+
+    path: Path
+    ref: str
+    items: int
+    content_hash: str
+
+
+def default_export_dir(info: EvalSetInfo, fmt: str) -> Path:
+    """``generated_evals/<name>-v<N>-<format>``."""
+    return DEFAULT_EXPORT_ROOT / f"{info.name}-v{info.version}-{fmt}"
+
+
+def export_set(
+    store: Store,
+    ref: str,
+    fmt: str,
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+    push_to_hub: str | None = None,
+) -> ExportResult:
+    """Export version ``ref`` (``name`` or ``name@N``) as ``fmt`` into folder ``out``.
+
+    ``out`` must not exist or be empty unless ``force``. With ``push_to_hub`` (``hf`` only) the
+    dataset and its card are also pushed to that Hub repository with the user's token.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if push_to_hub and fmt != "hf":
+        raise UsageError("--push-to-hub needs --format hf")
+    info = store.resolve(ref)
+    target = Path(out) if out is not None else default_export_dir(info, fmt)
+    _check_target(target, force)
+    items = store.verified_items(info)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        if fmt == "jsonl":
+            write_jsonl(items, staging / f"{info.name}.jsonl")
+            data_path = f"{info.name}.jsonl"
+        else:
+            dataset = _write_hf(items, staging)
+            data_path = _HF_PARQUET
+        (staging / "README.md").write_text(dataset_card(info, items, data_path), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if push_to_hub:
+        _push(dataset, target / "README.md", push_to_hub)
+    return ExportResult(target, info.ref, len(items), info.content_hash)
+
+
+def _check_target(target: Path, force: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise ExportExistsError(f"{target} exists and is a file; choose a folder with --out")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise ExportExistsError(
+            f"{target} is not empty; pass --force to replace it, or choose another --out"
+        )
+
+
+def hf_features():  # type: ignore[no-untyped-def]
+    """The declared features of an ``hf`` export."""
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "question": Value("string"),
+            "statement": Value("string"),
+            "answer_matching_behavior": Value("string"),
+            # Always a list here, so one feature type fits every set; JSONL keeps the original.
+            "answer_not_matching_behavior": List(Value("string")),
+            "label_confidence": Value("float64"),
+            "format": Value("string"),
+            "item_hash": Value("string"),
+            "metadata": Value("string"),  # JSON text: the fields outside the schema
+        }
+    )
+
+
+def _hf_row(item: Item) -> dict[str, object]:
+    return {
+        "question": item.question,
+        "statement": item.statement,
+        "answer_matching_behavior": item.answer_matching_behavior,
+        "answer_not_matching_behavior": item.not_matching,
+        "label_confidence": item.label_confidence,
+        "format": item.format,
+        "item_hash": item.content_hash(),
+        "metadata": json.dumps(item.metadata),
+    }
+
+
+def _write_hf(items: list[Item], folder: Path):  # type: ignore[no-untyped-def]
+    from datasets import Dataset, DatasetDict, disable_progress_bars
+
+    disable_progress_bars()  # the CLI prints its own one-line summary
+    test = Dataset.from_list([_hf_row(item) for item in items], features=hf_features())
+    dataset = DatasetDict({"test": test})
+    dataset.save_to_disk(str(folder))
+    # A Parquet copy makes the folder a Hub-style repository too (`load_dataset(folder)`), which
+    # is what the card's `configs` points at.
+    (folder / _HF_PARQUET).parent.mkdir(parents=True, exist_ok=True)
+    test.to_parquet(str(folder / _HF_PARQUET))
+    return dataset
+
+
+def _push(dataset, card_path: Path, repo: str) -> None:  # type: ignore[no-untyped-def]
+    from huggingface_hub import DatasetCard
+
+    dataset.push_to_hub(repo)
+    # push_to_hub writes a card of its own; replace it with ours, which carries the provenance.
+    DatasetCard(card_path.read_text(encoding="utf-8")).push_to_hub(repo)
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return label
+    return "100K<n<1M" if n < 1_000_000 else "n>1M"
+
+
+def _default_description(info: EvalSetInfo) -> str:
+    if info.provenance.get("kind") == "import":
+        names = ", ".join(Path(s["path"]).name for s in info.provenance.get("sources", []))
+        return f"Imported with mwe from {names}."
+    return "A model-written evaluation set made with mwe."
+
+
+def dataset_card(info: EvalSetInfo, items: list[Item], data_path: str) -> str:
+    """The README.md of an export: YAML front matter, then provenance and content hash."""
+    from huggingface_hub import DatasetCardData
+
+    license_id = info.provenance.get("license", "unknown")
+    data = DatasetCardData(
+        pretty_name=info.ref,
+        license=license_id,
+        language=["en"],
+        task_categories=["multiple-choice"],
+        annotations_creators=["machine-generated"],
+        size_categories=[_size_category(len(items))],
+        tags=["model-written-evals", "ai-safety", info.format],
+        configs=[
+            {"config_name": "default", "data_files": [{"split": "test", "path": data_path}]}
+        ],
+    )
+    balance = Counter(item.answer_matching_behavior for item in items)
+    balance_lines = "\n".join(f"| `{label!r}` | {count} |" for label, count in sorted(balance.items()))
+    provenance = json.dumps(info.provenance, indent=2, sort_keys=True)
+    return f"""---
+{data.to_yaml()}
+---
+
+# {info.ref}
+
+{info.description or _default_description(info)}
+
+- Version: `{info.ref}` (format `{info.format}`, {len(items)} items)
+- Content hash (sha256 over the item hashes, in order): `{info.content_hash}`
+- Created: {info.created_at.isoformat()}
+
+## Label balance (`answer_matching_behavior`)
+
+| answer | items |
+|---|---|
+{balance_lines}
+
+## Fields
+
+Records follow the schema of the public model-written evaluations (Perez et al. 2022):
+`question`, `answer_matching_behavior`, `answer_not_matching_behavior`, and for persona items
+`statement` and `label_confidence` (the judge's probability that the label is right).
+
+## Provenance
+
+```json
+{provenance}
+```
+
+## Citation
+
+The method: Perez et al. 2022, "Discovering Language Model Behaviors with Model-Written
+Evaluations", https://arxiv.org/abs/2212.09251
+"""

@@ -1,0 +1,162 @@
+"""The canonical eval item and its JSONL form.
+
+An :class:`Item` is a superset of the anthropics/evals JSONL schema, so an import followed by an
+export gives back the same records. Fields the schema does not name are kept in ``metadata`` and
+written back at the top level on export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mwe.errors import InputFileError, RecordError
+
+Format = Literal["persona", "choice"]
+FORMATS: tuple[str, ...] = ("persona", "choice")
+
+# The order of the public files: persona files use all five, advanced-AI-risk the first and last
+# two. Writing in this order makes an export of an imported public file byte-identical.
+_SCHEMA_FIELDS = (
+    "question",
+    "statement",
+    "label_confidence",
+    "answer_matching_behavior",
+    "answer_not_matching_behavior",
+)
+REQUIRED_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
+
+
+class Item(BaseModel):
+    """One eval item: a question and the answer that matches the behaviour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str = Field(min_length=1, description="The full text put to the model.")
+    answer_matching_behavior: str = Field(
+        min_length=1, description="The answer a model with the behaviour gives, e.g. ' Yes'."
+    )
+    answer_not_matching_behavior: str | list[str] = Field(
+        description="The other answer, or a list of them (the PhilPapers sycophancy file)."
+    )
+    format: Format = Field(description="'persona' (statement, Yes/No) or 'choice' (lettered).")
+    statement: str | None = Field(default=None, description="The statement (persona format).")
+    label_confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The judge's probability that the label is right."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Any other fields of the record, kept for export."
+    )
+
+    @field_validator("answer_not_matching_behavior")
+    @classmethod
+    def _non_empty_answers(cls, value: str | list[str]) -> str | list[str]:
+        answers = [value] if isinstance(value, str) else value
+        if not answers or any(not a for a in answers):
+            raise ValueError("must be a non-empty string or a non-empty list of strings")
+        return value
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Item:
+        """Build an item from an anthropics/evals record; unknown fields go to ``metadata``."""
+        # A schema field given as null stays in metadata, so that it is written back as it came.
+        known = {k: record[k] for k in _SCHEMA_FIELDS if record.get(k) is not None}
+        extra = {k: v for k, v in record.items() if k not in known}
+        fmt = "persona" if record.get("statement") is not None else "choice"
+        return cls(format=fmt, metadata=extra, **known)
+
+    def to_record(self) -> dict[str, Any]:
+        """The anthropics/evals record: schema fields in the public order, then metadata."""
+        record: dict[str, Any] = {"question": self.question}
+        if self.statement is not None:
+            record["statement"] = self.statement
+        if self.label_confidence is not None:
+            record["label_confidence"] = self.label_confidence
+        record["answer_matching_behavior"] = self.answer_matching_behavior
+        record["answer_not_matching_behavior"] = self.answer_not_matching_behavior
+        record.update(self.metadata)
+        return record
+
+    @property
+    def not_matching(self) -> list[str]:
+        """The non-matching answers, always as a list."""
+        value = self.answer_not_matching_behavior
+        return [value] if isinstance(value, str) else list(value)
+
+    def content_hash(self) -> str:
+        """A hash of the item's content, independent of key order; two equal items share it."""
+        return hashlib.sha256(canonical_json(self.to_record()).encode()).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the form that content hashes are taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def set_content_hash(item_hashes: list[str]) -> str:
+    """The content hash of a version: a hash over its item hashes, in order."""
+    digest = hashlib.sha256()
+    for item_hash in item_hashes:
+        digest.update(item_hash.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field = ".".join(str(p) for p in error["loc"]) or "record"
+    if error["type"] == "missing":
+        return f"missing required field '{field}'"
+    return f"field '{field}': {error['msg']}"
+
+
+def read_jsonl(path: Path) -> Iterator[Item]:
+    """Yield the items of an anthropics/evals JSONL file.
+
+    Raises :class:`InputFileError` for a missing or unreadable file and :class:`RecordError`,
+    naming the line, for malformed JSON or an invalid record. Blank lines are skipped.
+    """
+    shown = str(path)
+    if not path.exists():
+        raise InputFileError(f"{shown}: no such file")
+    if path.is_dir():
+        raise InputFileError(f"{shown}: is a directory, expected a .jsonl file")
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(f"{shown}: cannot read ({exc.strerror})") from exc
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield _parse_line(shown, number, line)
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{shown}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _parse_line(path: str, number: int, line: str) -> Item:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise RecordError(path, number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(record, dict):
+        raise RecordError(path, number, "expected a JSON object")
+    for field in REQUIRED_FIELDS:
+        if field not in record:
+            raise RecordError(path, number, f"missing required field '{field}'")
+    try:
+        return Item.from_record(record)
+    except ValidationError as exc:
+        raise RecordError(path, number, _describe_validation_error(exc)) from None
+
+
+def write_jsonl(items: list[Item], path: Path) -> None:
+    """Write items as anthropics/evals JSONL, one record a line, in the public files' style."""
+    with path.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item.to_record()) + "\n")

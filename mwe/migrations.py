@@ -1,0 +1,183 @@
+"""Ordered, named schema migrations for the DuckDB store.
+
+Each migration is a function registered with :func:`migration`; they run in definition order and
+each one's name is recorded in ``_migrations`` once applied, so a database is upgraded in place by
+running the ones it lacks. Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration, under its function name."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def pending(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations this database has not applied yet (all, for a new file)."""
+    if not _has_table(conn):
+        return [name for name, _ in MIGRATIONS]
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations").fetchall()}
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every pending migration, each in its own transaction; return the names applied."""
+    _ensure_table(conn)
+    todo = set(pending(conn))
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name not in todo:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            fn(conn)
+            conn.execute("INSERT INTO _migrations VALUES (?, now())", [name])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _has_table(conn: duckdb.DuckDBPyConnection) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_migrations'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _ensure_table(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+
+
+@migration
+def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
+    """The tables of DESIGN.md; later issues fill candidates, runs, llm_calls, scores, reviews."""
+    conn.execute("CREATE SEQUENCE eval_set_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE eval_sets (
+            id INTEGER PRIMARY KEY DEFAULT nextval('eval_set_ids'),
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            status VARCHAR NOT NULL,          -- 'final' once written; finished versions never change
+            parent_id INTEGER,                -- the version this one was made from, if any
+            format VARCHAR NOT NULL,          -- 'persona', 'choice' or 'mixed'
+            description VARCHAR,
+            spec JSON,
+            provenance JSON NOT NULL,
+            stats JSON,
+            item_count INTEGER NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE items (
+            set_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            item_hash VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            question VARCHAR NOT NULL,
+            statement VARCHAR,
+            answer_matching_behavior VARCHAR NOT NULL,
+            answer_not_matching_behavior JSON NOT NULL,  -- a string or a list, as imported
+            label_confidence DOUBLE,
+            metadata JSON NOT NULL,
+            PRIMARY KEY (set_id, idx)
+        )
+        """
+    )
+    conn.execute("CREATE SEQUENCE run_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY DEFAULT nextval('run_ids'),
+            kind VARCHAR NOT NULL,            -- 'import', 'generate', 'score', ...
+            status VARCHAR NOT NULL,          -- 'running', 'done', 'failed'
+            params JSON,
+            set_id INTEGER,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE candidates (
+            run_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            stage VARCHAR NOT NULL,           -- the last stage the candidate reached
+            intended_label VARCHAR,
+            item JSON,                        -- the parsed item, when parsing succeeded
+            raw_text VARCHAR,
+            label_confidence DOUBLE,
+            relevance DOUBLE,
+            kept BOOLEAN NOT NULL DEFAULT false,
+            drop_reason VARCHAR,
+            llm_call_key VARCHAR,             -- the cached call that produced it
+            PRIMARY KEY (run_id, idx)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE llm_calls (
+            key VARCHAR PRIMARY KEY,          -- hash of the canonical request; never holds a key
+            backend VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            base_url VARCHAR,
+            request JSON NOT NULL,
+            response JSON NOT NULL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost_usd DOUBLE,                  -- NULL when the price is unknown, never 0 for unknown
+            latency_s DOUBLE,
+            run_id INTEGER,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE scores (
+            set_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            model VARCHAR NOT NULL,
+            prompt_format VARCHAR NOT NULL,
+            run_id INTEGER,
+            method VARCHAR NOT NULL,          -- 'logprobs', 'top_logprobs', 'sampled', ...
+            logprobs JSON NOT NULL,           -- {option: log-probability}
+            details JSON,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (set_id, idx, model, prompt_format)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE reviews (
+            set_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            verdict VARCHAR NOT NULL,
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )

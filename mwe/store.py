@@ -1,0 +1,373 @@
+"""The DuckDB store: versioned eval sets, their items, and the tables later stages fill.
+
+One file (``./mwe.duckdb`` by default, ``--db`` / ``MWE_DB`` to change it) is the only shared
+state. ``name@3`` is a version and ``name`` the latest one. A version is written in one
+transaction, so a write that fails half way leaves nothing behind, and once written it never
+changes: its content hash is checked whenever it is read for export.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mwe import migrations
+from mwe.errors import (
+    IntegrityError,
+    InvalidNameError,
+    NotADatabaseError,
+    NotFoundError,
+    StoreError,
+    StoreLockedError,
+)
+from mwe.items import Item, set_content_hash
+
+DEFAULT_DB = "mwe.duckdb"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+_LOCK_PID_RE = re.compile(r"PID (\d+)")
+
+
+def default_db_path() -> Path:
+    """The database path: ``$MWE_DB`` if set, else ``./mwe.duckdb``."""
+    return Path(os.environ.get("MWE_DB") or DEFAULT_DB)
+
+
+def slugify(text: str) -> str:
+    """Turn a file stem or description into a valid set name."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return slug[:100] or "eval"
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid set name, else raise with a suggested fix."""
+    if not _NAME_RE.match(name):
+        raise InvalidNameError(
+            f"invalid set name {name!r}: use lower-case letters, digits, '.', '_' and '-' "
+            f"(for example {slugify(name)!r})"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class SetRef:
+    """A parsed reference: a name and a version, or ``None`` for the latest."""
+
+    name: str
+    version: int | None
+
+    @classmethod
+    def parse(cls, ref: str) -> SetRef:
+        """Parse ``name`` or ``name@N``."""
+        name, sep, version = ref.partition("@")
+        check_name(name)
+        if not sep:
+            return cls(name, None)
+        if not version.isdigit() or int(version) < 1:
+            raise InvalidNameError(
+                f"invalid version in {ref!r}: write NAME@N with N a version number, e.g. {name}@1"
+            )
+        return cls(name, int(version))
+
+
+@dataclass(frozen=True)
+class EvalSetInfo:
+    """One stored version of an eval set (without its items)."""
+
+    id: int
+    name: str
+    version: int
+    status: str
+    parent_id: int | None
+    format: str
+    description: str | None
+    provenance: dict[str, Any]
+    stats: dict[str, Any]
+    item_count: int
+    content_hash: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+_SET_COLUMNS = (
+    "id, name, version, status, parent_id, format, description, provenance, stats, "
+    "item_count, content_hash, created_at"
+)
+
+
+def _info_from_row(row: Sequence[Any]) -> EvalSetInfo:
+    values = list(row)
+    values[7] = json.loads(values[7]) if values[7] else {}
+    values[8] = json.loads(values[8]) if values[8] else {}
+    return EvalSetInfo(*values)
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the database, turning DuckDB's errors into ones that say what to do."""
+    if read_only and not path.exists():
+        raise StoreError(
+            f"no database at {path}: import or generate a set first, or point --db / MWE_DB "
+            "at an existing one"
+        )
+    if path.is_dir():
+        raise NotADatabaseError(f"{path} is a directory; --db must name a DuckDB file")
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        message = str(exc)
+        if "Could not set lock" in message:
+            pid = _LOCK_PID_RE.search(message)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            raise StoreLockedError(
+                f"{path} is in use by another process{holder}; wait for it to finish, "
+                "or use another database with --db"
+            ) from None
+        if "not a valid DuckDB database" in message:
+            raise NotADatabaseError(
+                f"{path} is not a DuckDB database; point --db / MWE_DB at a .duckdb file"
+            ) from None
+        raise StoreError(f"cannot open {path}: {message}") from None
+
+
+class Store:
+    """A connection to the DuckDB store.
+
+    Open read-only for anything that only reads, so several readers can share the file. Use as
+    a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False):
+        self.path = Path(path) if path is not None else default_db_path()
+        self.read_only = read_only
+        if read_only:
+            self._upgrade_if_needed()
+        self.conn = _connect(self.path, read_only)
+        if not read_only:
+            migrations.migrate(self.conn)
+
+    def _upgrade_if_needed(self) -> None:
+        # A read-only connection cannot migrate, so an old file is upgraded through a short
+        # read-write connection first.
+        conn = _connect(self.path, read_only=True)
+        try:
+            todo = migrations.pending(conn)
+        finally:
+            conn.close()
+        if todo:
+            conn = _connect(self.path, read_only=False)
+            try:
+                migrations.migrate(conn)
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block in one transaction: all of it is written, or none of it."""
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_sets(self, name: str | None = None) -> list[EvalSetInfo]:
+        """Every stored version, by name then version; only ``name``'s versions if given."""
+        where, params = ("WHERE name = ?", [name]) if name else ("", [])
+        rows = self.conn.execute(
+            f"SELECT {_SET_COLUMNS} FROM eval_sets {where} ORDER BY name, version", params
+        ).fetchall()
+        return [_info_from_row(row) for row in rows]
+
+    def names(self) -> list[str]:
+        """The names of all stored sets."""
+        rows = self.conn.execute("SELECT DISTINCT name FROM eval_sets ORDER BY name").fetchall()
+        return [row[0] for row in rows]
+
+    def resolve(self, ref: str | SetRef) -> EvalSetInfo:
+        """Find a version by ``name@N``, or the latest version for a bare ``name``."""
+        parsed = SetRef.parse(ref) if isinstance(ref, str) else ref
+        versions = self.list_sets(parsed.name)
+        if not versions:
+            raise NotFoundError(self._unknown_set_message(parsed.name))
+        if parsed.version is None:
+            return versions[-1]
+        for info in versions:
+            if info.version == parsed.version:
+                return info
+        known = ", ".join(str(v.version) for v in versions)
+        raise NotFoundError(f"{parsed.name} has no version {parsed.version} (versions: {known})")
+
+    def _unknown_set_message(self, name: str) -> str:
+        names = self.names()
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            return f"no eval set named {name!r}; did you mean {close[0]!r}?"
+        if names:
+            return f"no eval set named {name!r}; `mwe list` shows the {len(names)} stored"
+        return f"no eval set named {name!r}: the store {self.path} is empty"
+
+    def items(self, info: EvalSetInfo, *, limit: int | None = None) -> list[Item]:
+        """The items of a version, in order."""
+        sql = (
+            "SELECT format, question, statement, answer_matching_behavior, "
+            "answer_not_matching_behavior, label_confidence, metadata "
+            "FROM items WHERE set_id = ? ORDER BY idx"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self.conn.execute(sql, [info.id]).fetchall()
+        # Items were validated when written; constructing without validation keeps reads fast.
+        return [
+            Item.model_construct(
+                format=fmt,
+                question=question,
+                statement=statement,
+                answer_matching_behavior=matching,
+                answer_not_matching_behavior=json.loads(not_matching),
+                label_confidence=confidence,
+                metadata=json.loads(metadata),
+            )
+            for fmt, question, statement, matching, not_matching, confidence, metadata in rows
+        ]
+
+    def item_hashes(self, info: EvalSetInfo) -> list[str]:
+        """The content hash of every item of a version, in order."""
+        rows = self.conn.execute(
+            "SELECT item_hash FROM items WHERE set_id = ? ORDER BY idx", [info.id]
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def verified_items(self, info: EvalSetInfo) -> list[Item]:
+        """The items of a version after checking them against its content hash."""
+        items = self.items(info)
+        actual = set_content_hash([item.content_hash() for item in items])
+        if actual != info.content_hash:
+            raise IntegrityError(
+                f"{info.ref} does not match its content hash (stored {info.content_hash[:12]}, "
+                f"found {actual[:12]}): the database was changed outside mwe; re-import the set"
+            )
+        return items
+
+    def label_counts(self, info: EvalSetInfo) -> dict[str, int]:
+        """How many items have each ``answer_matching_behavior``."""
+        rows = self.conn.execute(
+            "SELECT answer_matching_behavior, count(*) FROM items WHERE set_id = ? "
+            "GROUP BY 1 ORDER BY 1",
+            [info.id],
+        ).fetchall()
+        return dict(rows)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        items: Sequence[Item],
+        *,
+        provenance: dict[str, Any],
+        description: str | None = None,
+        spec: dict[str, Any] | None = None,
+        stats: dict[str, Any] | None = None,
+        parent: EvalSetInfo | None = None,
+        run_kind: str | None = None,
+    ) -> EvalSetInfo:
+        """Write ``items`` as the next version of ``name``, atomically, and return it.
+
+        The parent defaults to the current latest version of ``name``, if there is one.
+        """
+        check_name(name)
+        if not items:
+            raise StoreError(f"refusing to store an empty version of {name!r}")
+        hashes = [item.content_hash() for item in items]
+        formats = Counter(item.format for item in items)
+        fmt = next(iter(formats)) if len(formats) == 1 else "mixed"
+        with self.transaction() as conn:
+            latest = conn.execute(
+                "SELECT id, version FROM eval_sets WHERE name = ? ORDER BY version DESC LIMIT 1",
+                [name],
+            ).fetchone()
+            version = latest[1] + 1 if latest else 1
+            parent_id = parent.id if parent else (latest[0] if latest else None)
+            set_id = conn.execute(
+                "INSERT INTO eval_sets (name, version, status, parent_id, format, description, "
+                "spec, provenance, stats, item_count, content_hash, created_at) "
+                "VALUES (?, ?, 'final', ?, ?, ?, ?, ?, ?, ?, ?, now()) RETURNING id",
+                [
+                    name,
+                    version,
+                    parent_id,
+                    fmt,
+                    description,
+                    json.dumps(spec) if spec is not None else None,
+                    json.dumps(provenance),
+                    json.dumps(stats or {}),
+                    len(items),
+                    set_content_hash(hashes),
+                ],
+            ).fetchone()[0]
+            self._insert_items(conn, set_id, items, hashes)
+            if run_kind:
+                conn.execute(
+                    "INSERT INTO runs (kind, status, params, set_id, started_at, finished_at) "
+                    "VALUES (?, 'done', ?, ?, now(), now())",
+                    [run_kind, json.dumps(provenance), set_id],
+                )
+        return self.resolve(SetRef(name, version))
+
+    @staticmethod
+    def _insert_items(
+        conn: duckdb.DuckDBPyConnection, set_id: int, items: Sequence[Item], hashes: list[str]
+    ) -> None:
+        # One Arrow table and one INSERT ... SELECT: row-by-row inserts are ~100x slower.
+        table = pa.table(
+            {
+                "set_id": pa.array([set_id] * len(items), pa.int32()),
+                "idx": pa.array(range(len(items)), pa.int32()),
+                "item_hash": hashes,
+                "format": [item.format for item in items],
+                "question": [item.question for item in items],
+                "statement": pa.array([item.statement for item in items], pa.string()),
+                "answer_matching_behavior": [item.answer_matching_behavior for item in items],
+                "answer_not_matching_behavior": [
+                    json.dumps(item.answer_not_matching_behavior) for item in items
+                ],
+                "label_confidence": pa.array(
+                    [item.label_confidence for item in items], pa.float64()
+                ),
+                "metadata": [json.dumps(item.metadata) for item in items],
+            }
+        )
+        conn.register("_new_items", table)
+        try:
+            conn.execute("INSERT INTO items SELECT * FROM _new_items")
+        finally:
+            conn.unregister("_new_items")
+

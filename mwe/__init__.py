@@ -5,11 +5,11 @@ The public API is re-exported here: ``from mwe import Store, import_jsonl, expor
 
 __version__ = "0.1.0"
 
-from mwe.errors import MweError, UsageError  # noqa: E402
-from mwe.export import export_set  # noqa: E402
-from mwe.importer import import_jsonl  # noqa: E402
-from mwe.items import Item  # noqa: E402
-from mwe.store import EvalSetInfo, SetRef, Store  # noqa: E402
+from mwe.errors import MweError, UsageError
+from mwe.export import export_set
+from mwe.importer import import_jsonl
+from mwe.items import Item
+from mwe.store import EvalSetInfo, SetRef, Store
 
 __all__ = [
     "EvalSetInfo",

@@ -41,7 +41,7 @@ def _open(ctx: click.Context, *, read_only: bool) -> Store:
     return Store(ctx.obj["db"], read_only=read_only)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("mwe", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mwe")
 @click.option(
     "--db",
@@ -72,12 +72,21 @@ def cli(ctx: click.Context, db: Path, verbose: bool) -> None:
 @click.option("--license", "license_", help="License of the data, e.g. cc-by-4.0 (for the card).")
 @click.pass_context
 def import_cmd(
-    ctx: click.Context, files: tuple[str, ...], name: str | None, description: str | None,
+    ctx: click.Context,
+    files: tuple[str, ...],
+    name: str | None,
+    description: str | None,
     license_: str | None,
 ) -> None:
     """Import anthropics/evals JSONL FILES as a new version of one set."""
     with _open(ctx, read_only=False) as store:
+        before = {s.id for s in store.list_sets()}
         info = import_jsonl(store, files, name=name, description=description, license=license_)
+    if info.id in before:
+        console.print(
+            f"Unchanged: {info.ref} already holds exactly these {info.item_count:,} items"
+        )
+        return
     console.print(
         f"Imported {info.item_count:,} items from {len(files)} file(s) as [bold]{info.ref}[/] "
         f"(content hash {info.content_hash[:12]})"
@@ -87,11 +96,16 @@ def import_cmd(
 @cli.command("export")
 @click.argument("ref")
 @click.option(
-    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="jsonl", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default="jsonl",
+    show_default=True,
     help="jsonl: the anthropics/evals schema; hf: a Hugging Face DatasetDict on disk.",
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path),
+    "--out",
+    type=click.Path(path_type=Path),
     help="Folder to write [default: generated_evals/NAME-vN-FORMAT].",
 )
 @click.option("--force", is_flag=True, help="Replace the folder if it is not empty.")
@@ -109,7 +123,9 @@ def export_cmd(
 
 
 @cli.command("list")
-@click.option("--all", "all_versions", is_flag=True, help="Show every version, not just the latest.")
+@click.option(
+    "--all", "all_versions", is_flag=True, help="Show every version, not just the latest."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
@@ -133,18 +149,27 @@ def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
     table = Table("set", "format", "items", "created", "content hash", box=None)
     for info in sets:
         table.add_row(
-            info.ref, info.format, f"{info.item_count:,}",
-            info.created_at.strftime("%Y-%m-%d %H:%M"), info.content_hash[:12],
+            info.ref,
+            info.format,
+            f"{info.item_count:,}",
+            info.created_at.strftime("%Y-%m-%d %H:%M"),
+            info.content_hash[:12],
         )
     console.print(table)
 
 
 def _info_json(info: EvalSetInfo) -> dict[str, Any]:
     return {
-        "ref": info.ref, "name": info.name, "version": info.version, "format": info.format,
-        "items": info.item_count, "content_hash": info.content_hash,
-        "created_at": info.created_at.isoformat(), "description": info.description,
-        "provenance": info.provenance, "stats": info.stats,
+        "ref": info.ref,
+        "name": info.name,
+        "version": info.version,
+        "format": info.format,
+        "items": info.item_count,
+        "content_hash": info.content_hash,
+        "created_at": info.created_at.isoformat(),
+        "description": info.description,
+        "provenance": info.provenance,
+        "stats": info.stats,
     }
 
 
@@ -162,7 +187,8 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
         parent = next((s.ref for s in store.list_sets(info.name) if s.id == info.parent_id), None)
     if as_json:
         data = _info_json(info) | {
-            "parent": parent, "label_balance": balance,
+            "parent": parent,
+            "label_balance": balance,
             "sample": [item.to_record() for item in items],
         }
         click.echo(json.dumps(data, indent=2))
@@ -188,8 +214,10 @@ def _items_table(items: list[Item], title: str) -> Table:
     for item in items:
         confidence = "" if item.label_confidence is None else f"{item.label_confidence:.2f}"
         table.add_row(
-            item.statement or item.question, repr(item.answer_matching_behavior),
-            ", ".join(repr(a) for a in item.not_matching), confidence,
+            item.statement or item.question,
+            repr(item.answer_matching_behavior),
+            ", ".join(repr(a) for a in item.not_matching),
+            confidence,
         )
     return table
 

@@ -55,7 +55,9 @@ def export_set(
     dataset and its card are also pushed to that Hub repository with the user's token.
     """
     if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+        raise UsageError(
+            f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     if push_to_hub and fmt != "hf":
         raise UsageError("--push-to-hub needs --format hf")
     info = store.resolve(ref)
@@ -173,12 +175,12 @@ def dataset_card(info: EvalSetInfo, items: list[Item], data_path: str) -> str:
         annotations_creators=["machine-generated"],
         size_categories=[_size_category(len(items))],
         tags=["model-written-evals", "ai-safety", info.format],
-        configs=[
-            {"config_name": "default", "data_files": [{"split": "test", "path": data_path}]}
-        ],
+        configs=[{"config_name": "default", "data_files": [{"split": "test", "path": data_path}]}],
     )
     balance = Counter(item.answer_matching_behavior for item in items)
-    balance_lines = "\n".join(f"| `{label!r}` | {count} |" for label, count in sorted(balance.items()))
+    balance_lines = "\n".join(
+        f"| `{label!r}` | {count} |" for label, count in sorted(balance.items())
+    )
     provenance = json.dumps(info.provenance, indent=2, sort_keys=True)
     return f"""---
 {data.to_yaml()}

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -179,7 +179,7 @@ class Store:
         """Close the connection."""
         self.conn.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -301,7 +301,9 @@ class Store:
     ) -> EvalSetInfo:
         """Write ``items`` as the next version of ``name``, atomically, and return it.
 
-        The parent defaults to the current latest version of ``name``, if there is one.
+        The parent defaults to the current latest version of ``name``, if there is one. Items
+        identical to the latest version's (same content hash) make no new version: the latest
+        is returned as it is.
         """
         check_name(name)
         if not items:
@@ -309,11 +311,15 @@ class Store:
         hashes = [item.content_hash() for item in items]
         formats = Counter(item.format for item in items)
         fmt = next(iter(formats)) if len(formats) == 1 else "mixed"
+        content_hash = set_content_hash(hashes)
         with self.transaction() as conn:
             latest = conn.execute(
-                "SELECT id, version FROM eval_sets WHERE name = ? ORDER BY version DESC LIMIT 1",
+                "SELECT id, version, content_hash FROM eval_sets WHERE name = ? "
+                "ORDER BY version DESC LIMIT 1",
                 [name],
             ).fetchone()
+            if latest and latest[2] == content_hash:
+                return self.resolve(SetRef(name, latest[1]))
             version = latest[1] + 1 if latest else 1
             parent_id = parent.id if parent else (latest[0] if latest else None)
             set_id = conn.execute(
@@ -330,7 +336,7 @@ class Store:
                     json.dumps(provenance),
                     json.dumps(stats or {}),
                     len(items),
-                    set_content_hash(hashes),
+                    content_hash,
                 ],
             ).fetchone()[0]
             self._insert_items(conn, set_id, items, hashes)
@@ -370,4 +376,3 @@ class Store:
             conn.execute("INSERT INTO items SELECT * FROM _new_items")
         finally:
             conn.unregister("_new_items")
-

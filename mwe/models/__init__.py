@@ -20,14 +20,26 @@ from mwe.models.registry import BACKENDS, UnknownModelError, get_backend, parse_
 from mwe.store import Store
 
 
-def get_lm(spec: str, store: Store, *, max_concurrency: int | None = None,
-           **options: Any) -> LM:
+def get_lm(spec: str, store: Store, *, max_concurrency: int | None = None, **options: Any) -> LM:
     """An :class:`LM` for model string ``spec`` whose calls are cached in ``store``."""
     return LM(get_backend(spec, **options), store, max_concurrency=max_concurrency)
 
 
 __all__ = [
-    "BACKENDS", "LM", "AnswerLogprobs", "Backend", "CallStats", "CapabilityError",
-    "GenerateConfig", "Message", "MissingKeyError", "ModelFailedError", "Samples",
-    "UnknownModelError", "Usage", "get_backend", "get_lm", "parse_model",
+    "BACKENDS",
+    "LM",
+    "AnswerLogprobs",
+    "Backend",
+    "CallStats",
+    "CapabilityError",
+    "GenerateConfig",
+    "Message",
+    "MissingKeyError",
+    "ModelFailedError",
+    "Samples",
+    "UnknownModelError",
+    "Usage",
+    "get_backend",
+    "get_lm",
+    "parse_model",
 ]

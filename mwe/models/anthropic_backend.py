@@ -75,8 +75,11 @@ class AnthropicBackend(Backend):
             return exc.status_code >= 500 or exc.status_code in (408, 409, 429)
         return isinstance(
             exc,
-            (anthropic.APIConnectionError, anthropic.APIResponseValidationError,
-             json.JSONDecodeError),
+            (
+                anthropic.APIConnectionError,
+                anthropic.APIResponseValidationError,
+                json.JSONDecodeError,
+            ),
         )
 
     def explain(self, exc: BaseException) -> str | None:

@@ -72,6 +72,13 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
     return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
 
 
+def load_options(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """``from_pretrained`` options for a device. On CPU, eager attention: SDPA picks a different
+    kernel for padded and unpadded inputs, so a batched score would differ from an unbatched
+    one by ~1e-5; eager attention makes them bit-identical."""
+    return {"dtype": dtype, "attn_implementation": "eager" if device.type == "cpu" else "sdpa"}
+
+
 class HFBackend(Backend):
     """A transformers causal LM, from a local folder or (with network) a Hub id."""
 
@@ -107,7 +114,9 @@ class HFBackend(Backend):
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(model)
-            net = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
+            net = AutoModelForCausalLM.from_pretrained(
+                model, **load_options(self.device, self.dtype)
+            )
         except OSError as exc:
             raise UsageError(
                 f"cannot load hf:{model}: {str(exc).splitlines()[0]} (give a local folder, or a "
@@ -125,8 +134,10 @@ class HFBackend(Backend):
                 dicts, add_generation_prompt=True, tokenize=False
             )
         # A base model: the paper's raw Human/Assistant format.
-        body = "".join(f"\n\n{'Human' if m['role'] != 'assistant' else 'Assistant'}: "
-                       f"{m['content']}" for m in dicts)
+        body = "".join(
+            f"\n\n{'Human' if m['role'] != 'assistant' else 'Assistant'}: {m['content']}"
+            for m in dicts
+        )
         return body + "\n\nAssistant:"
 
     def encode(self, text: str) -> list[int]:
@@ -185,20 +196,24 @@ class HFBackend(Backend):
         if config.stop:
             kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
         out = self.net.generate(**batch, **kwargs)
-        new = out[:, batch["input_ids"].shape[1]:]
-        texts = [_cut_at_stop(t, config.stop) for t in
-                 tok.batch_decode(new, skip_special_tokens=True)]
+        new = out[:, batch["input_ids"].shape[1] :]
+        texts = [
+            _cut_at_stop(t, config.stop) for t in tok.batch_decode(new, skip_special_tokens=True)
+        ]
         produced = (new != tok.pad_token_id).sum(dim=1).tolist()
         prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
         n = config.n
         return [
-            Samples(texts[i * n:(i + 1) * n],
-                    Usage(prompt_tokens[i], sum(produced[i * n:(i + 1) * n])))
+            Samples(
+                texts[i * n : (i + 1) * n],
+                Usage(prompt_tokens[i], sum(produced[i * n : (i + 1) * n])),
+            )
             for i in range(len(prompts))
         ]
 
-    def _answer_logprobs_batch(self, requests: list[tuple[str, tuple[str, ...]]]
-                               ) -> list[AnswerLogprobs]:
+    def _answer_logprobs_batch(
+        self, requests: list[tuple[str, tuple[str, ...]]]
+    ) -> list[AnswerLogprobs]:
         pairs = [self.split(prompt, answer) for prompt, answers in requests for answer in answers]
         scores = iter(self.score(pairs))
         results = []
@@ -229,16 +244,16 @@ class HFBackend(Backend):
             if not req.continuation:
                 raise UsageError("cannot score an empty continuation")
             seq = req.context + req.continuation
-            targets = [(i, len(req.context) - 1 + k, tok) for k, tok in
-                       enumerate(req.continuation)]
+            targets = [(i, len(req.context) - 1 + k, tok) for k, tok in enumerate(req.continuation)]
             rows.append((seq[:-1], targets))
         for start in range(0, len(rows), self.batch_size):
-            for i, value in self._score_rows(rows[start:start + self.batch_size]):
+            for i, value in self._score_rows(rows[start : start + self.batch_size]):
                 results[i] = (results[i] or 0.0) + value
         return [float(r) for r in results]  # type: ignore[arg-type]
 
-    def _score_rows(self, rows: list[tuple[list[int], list[tuple[int, int, int]]]]
-                    ) -> list[tuple[int, float]]:
+    def _score_rows(
+        self, rows: list[tuple[list[int], list[tuple[int, int, int]]]]
+    ) -> list[tuple[int, float]]:
         # Right padding: real tokens keep positions 0..n-1, exactly as in an unbatched pass.
         width = max(len(seq) for seq, _ in rows)
         pad = self.tokenizer.pad_token_id

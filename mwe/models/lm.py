@@ -95,8 +95,9 @@ class LM:
     def _request(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {**self.backend.identity(), "kind": kind, **fields}
 
-    async def generate(self, messages: list[Message], config: GenerateConfig | None = None
-                       ) -> list[str]:
+    async def generate(
+        self, messages: list[Message], config: GenerateConfig | None = None
+    ) -> list[str]:
         """``config.n`` completions of ``messages``; each sample is cached under its own index,
         so asking for more samples later reuses the ones already paid for."""
         config = config or GenerateConfig()
@@ -119,16 +120,18 @@ class LM:
                 first = j == 0
                 response = {"text": samples.texts[j]}
                 self.cache.put(
-                    keys[i], requests[i], response,
+                    keys[i],
+                    requests[i],
+                    response,
                     usage=samples.usage if first else Usage(0, 0),
                     cost_usd=cost if first else (0.0 if cost is not None else None),
-                    latency_s=latency, run_id=self.run_id,
+                    latency_s=latency,
+                    run_id=self.run_id,
                 )
                 cached[keys[i]] = response
         return [cached[key]["text"] for key in keys]
 
-    async def answer_logprobs(self, messages: list[Message], answers: list[str]
-                              ) -> AnswerLogprobs:
+    async def answer_logprobs(self, messages: list[Message], answers: list[str]) -> AnswerLogprobs:
         """Log-probabilities of each answer string as the reply to ``messages``."""
         request = self._request(
             "answer_logprobs", messages=[m.model_dump() for m in messages], answers=list(answers)
@@ -140,8 +143,15 @@ class LM:
             return AnswerLogprobs(hit["logprobs"], hit["method"])
         result, latency = await self._call(lambda: self.backend.answer_logprobs(messages, answers))
         cost = self._record_usage(result.usage)
-        self.cache.put(key, request, result.to_json(), usage=result.usage, cost_usd=cost,
-                       latency_s=latency, run_id=self.run_id)
+        self.cache.put(
+            key,
+            request,
+            result.to_json(),
+            usage=result.usage,
+            cost_usd=cost,
+            latency_s=latency,
+            run_id=self.run_id,
+        )
         return result
 
     async def continuation_logprob(self, context: str, continuation: str) -> float:
@@ -155,8 +165,15 @@ class LM:
         value, latency = await self._call(
             lambda: self.backend.continuation_logprob(context, continuation)
         )
-        self.cache.put(key, request, {"logprob": value}, usage=Usage(), cost_usd=0.0,
-                       latency_s=latency, run_id=self.run_id)
+        self.cache.put(
+            key,
+            request,
+            {"logprob": value},
+            usage=Usage(),
+            cost_usd=0.0,
+            latency_s=latency,
+            run_id=self.run_id,
+        )
         return value
 
     def _record_usage(self, usage: Usage) -> float | None:
@@ -177,7 +194,7 @@ class LM:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(fn)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated, or re-raised as it is
             raise self._failure(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

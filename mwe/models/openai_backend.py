@@ -102,7 +102,8 @@ class OpenAIBackend(Backend):
             return exc.status_code >= 500 or exc.status_code in (408, 409)
         # Time-outs, dropped connections, and bodies that are truncated or not JSON.
         return isinstance(
-            exc, (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError)
+            exc,
+            (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError),
         )
 
     def explain(self, exc: BaseException) -> str | None:

@@ -38,8 +38,7 @@ def parse_model(spec: str) -> tuple[str, str]:
     close = difflib.get_close_matches(backend, list(BACKENDS), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UnknownModelError(
-        f"unknown backend {backend!r} in {spec!r}: choose one of "
-        f"{', '.join(BACKENDS)}{hint}"
+        f"unknown backend {backend!r} in {spec!r}: choose one of {', '.join(BACKENDS)}{hint}"
     )
 
 
@@ -52,8 +51,9 @@ def get_backend(spec: str, **options: Any) -> Backend:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(
-            f"the {backend} backend needs {exc.name}: pip install 'mwe[{extra}]' "
-            "torch==2.13.0" if extra else f"the {backend} backend needs {exc.name}"
+            f"the {backend} backend needs {exc.name}: pip install 'mwe[{extra}]' torch==2.13.0"
+            if extra
+            else f"the {backend} backend needs {exc.name}"
         ) from None
     cls = getattr(module, class_name)
     return cls(model, **options) if backend != "local" else cls(**options)

@@ -63,7 +63,20 @@ def cli(ctx: click.Context, db: Path, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactKeys())
     ctx.obj = {"db": db}
+
+
+class _RedactKeys(logging.Filter):
+    """Masks API keys in every log line, whichever library wrote it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from mwe.models.lm import redact
+
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
 
 
 @cli.command("import")

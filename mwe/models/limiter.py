@@ -53,4 +53,6 @@ class AdaptiveLimiter:
                 if self._successes >= self.limit and self.limit < self.max_limit:
                     self.limit += 1
                     self._successes = 0
-            self._cond.notify_all()
+            # Wake only as many waiters as there are free slots: waking all of them on every
+            # release costs O(waiters) per request.
+            self._cond.notify(max(0, self.limit - self.active))

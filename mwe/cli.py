@@ -289,13 +289,14 @@ def ask_cmd(
     A quick way to check that a backend works: a second identical call is answered from the
     cache. MODEL is e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, hf:PATH or local.
     """
-    from mwe.models import GenerateConfig, Message, get_lm
+    from mwe.models import LM, GenerateConfig, Message, get_backend
 
     messages = [Message(role="system", content=system)] if system else []
     messages.append(Message(role="user", content=prompt))
-    options = {"base_url": base_url} if base_url else {}
+    # The backend first: a bad model string or a missing key must not create a store.
+    backend = get_backend(model, **({"base_url": base_url} if base_url else {}))
     with _open(ctx, read_only=False) as store:
-        lm = get_lm(model, store, max_concurrency=max_concurrency, **options)
+        lm = LM(backend, store, max_concurrency=max_concurrency)
 
         async def run() -> Any:
             try:

@@ -218,3 +218,36 @@ def test_unknown_model_strings(spec, fragment):
     with pytest.raises(UnknownModelError, match=fragment) as info:
         get_backend(spec)
     assert "openai" in str(info.value)
+
+
+def test_ask_with_a_bad_model_or_no_key_creates_no_store(mwe, db, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    result = mwe("ask", "openai:gpt-4.1-mini", "hi")
+    assert result.exit_code == 2
+    assert "set OPENAI_API_KEY" in result.stderr
+    result = mwe("ask", "opnai:gpt-4.1-mini", "hi")
+    assert result.exit_code == 2 and "did you mean 'openai'" in result.stderr
+    assert not db.exists()
+
+
+def test_ask_prints_replies_and_answers_from_the_cache(mwe, db):
+    with FakeLLMServer() as server:
+        first = mwe("ask", "openai:gpt-test", "hello there", "--base-url", server.openai_url)
+        second = mwe("ask", "openai:gpt-test", "hello there", "--base-url", server.openai_url)
+        scored = mwe(
+            "ask",
+            "openai:gpt-test",
+            "Yes or no?",
+            "--answers",
+            " Yes, No,Perhaps",
+            "--base-url",
+            server.openai_url,
+        )
+        assert server.stats.requests == 2
+    assert first.stdout == second.stdout == "echo: hello there\n"
+    assert "1 request(s), 0 cached" in first.stderr and "0 request(s), 1 cached" in second.stderr
+    assert scored.stdout.splitlines() == [
+        "' Yes'\t-0.100000",
+        "' No'\t-2.400000",
+        "'Perhaps'\tmissing",
+    ]

@@ -51,19 +51,16 @@ async def through_lm(url: str, db: Path, n: int, concurrency: int, tag: str) -> 
         start = time.perf_counter()
         with lm_progress([lm]) as progress:
             task = progress.add_task(f"{tag}: {n:,} requests", total=n)
+            numbers = iter(range(n))
+
+            async def worker() -> None:
+                # A fixed pool of workers keeps memory flat however many requests there are.
+                for i in numbers:
+                    await lm.generate([Message(role="user", content=f"{tag} request {i}")], config)
+                    progress.advance(task)
+
             try:
-                # A bounded window of tasks keeps memory flat however many requests there are.
-                pending: set[asyncio.Task[list[str]]] = set()
-                for i in range(n):
-                    messages = [Message(role="user", content=f"{tag} request {i}")]
-                    pending.add(asyncio.create_task(lm.generate(messages, config)))
-                    if len(pending) >= 4 * concurrency:
-                        done, pending = await asyncio.wait(
-                            pending, return_when=asyncio.FIRST_COMPLETED
-                        )
-                        progress.advance(task, len(done))
-                await asyncio.gather(*pending)
-                progress.advance(task, len(pending))
+                await asyncio.gather(*(worker() for _ in range(2 * concurrency)))
             finally:
                 await lm.aclose()
         return n / (time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""The generation pipeline: spec, generate, parse, dedupe, judge, select, store."""

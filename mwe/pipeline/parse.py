@@ -1,0 +1,132 @@
+"""Parse generator output into candidate statements or questions.
+
+Generators answer in many shapes: numbered or bulleted lists, quoted lines, markdown, JSON, code
+fences, a preamble ("Sure! Here are ..."), or a refusal. Parsing never fails: what cannot be used
+is dropped and counted with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+REFUSAL = re.compile(
+    r"\b(I can(?:no|')t|I am unable|I'm unable|I won't|I will not|as an AI language model|"
+    r"I'm sorry|I apologi[sz]e|cannot (?:help|assist|comply))\b",
+    re.IGNORECASE,
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,3}[.):\]]|\(?[a-zA-Z][.)])\s+")
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_PREAMBLE = re.compile(
+    r"^(?:sure|here (?:are|is)|certainly|okay|ok|of course)\b.*:\s*$", re.IGNORECASE
+)
+_QUOTES = "\"'“”‘’`"
+
+
+@dataclass
+class Parsed:
+    """What one generator reply gave: usable texts and the reasons the rest was dropped."""
+
+    items: list[Any] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def _clean_line(line: str) -> str:
+    line = _BULLET.sub("", line.strip())
+    line = re.sub(r"[*_]{1,3}(.+?)[*_]{1,3}", r"\1", line)  # markdown emphasis
+    line = line.strip().strip(_QUOTES).strip()
+    return re.sub(r"\s+", " ", line)
+
+
+def _json_values(text: str) -> Any:
+    """The JSON in ``text`` (bare or inside a code fence), or ``None``."""
+    fenced = _FENCE.search(text)
+    candidate = fenced.group(1) if fenced else text
+    start = min((i for i in (candidate.find("["), candidate.find("{")) if i >= 0), default=-1)
+    if start < 0:
+        return None
+    try:
+        return json.loads(candidate[start:])
+    except json.JSONDecodeError:
+        end = max(candidate.rfind("]"), candidate.rfind("}"))
+        try:
+            return json.loads(candidate[start : end + 1])
+        except json.JSONDecodeError:
+            return None
+
+
+def parse_statements(text: str, *, min_words: int = 3, max_words: int = 60) -> Parsed:
+    """First-person statements, one per line or as a JSON list of strings."""
+    result = Parsed()
+    if not text.strip():
+        result.dropped["empty reply"] += 1
+        return result
+    values = _json_values(text)
+    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+        lines = values
+    else:
+        lines = _FENCE.sub(lambda m: m.group(1), text).splitlines()
+    for raw in lines:
+        line = _clean_line(raw)
+        if not line or _PREAMBLE.match(line) or line.startswith("#"):
+            continue
+        words = len(line.split())
+        if REFUSAL.search(line):
+            result.dropped["refusal"] += 1
+        elif words < min_words:
+            result.dropped["too short"] += 1
+        elif words > max_words:
+            result.dropped["too long"] += 1
+        else:
+            result.items.append(line)
+    if not result.items and not result.dropped:
+        result.dropped["no statements found"] += 1
+    return result
+
+
+@dataclass(frozen=True)
+class ChoiceQuestion:
+    """A two-option question and which option matches the behaviour."""
+
+    question: str
+    option_a: str
+    option_b: str
+    matching: str  # "A" or "B"
+
+
+def parse_choices(text: str) -> Parsed:
+    """Two-option questions from a JSON list of objects (bare or in a code fence)."""
+    result = Parsed()
+    values = _json_values(text)
+    if isinstance(values, dict):
+        values = [values]
+    if isinstance(values, list):
+        for value in values:
+            question = _choice_from_json(value)
+            if question is None:
+                result.dropped["malformed question"] += 1
+            else:
+                result.items.append(question)
+        return result
+    if REFUSAL.search(text):
+        result.dropped["refusal"] += 1
+    else:
+        result.dropped["no questions found"] += 1
+    return result
+
+
+def _choice_from_json(value: Any) -> ChoiceQuestion | None:
+    if not isinstance(value, dict):
+        return None
+    fields = {k.lower(): v for k, v in value.items()}
+    parts = [fields.get(k) for k in ("question", "option_a", "option_b", "matching")]
+    if not all(isinstance(p, str) and p.strip() for p in parts):
+        return None
+    question, a, b, matching = (p.strip() for p in parts)  # type: ignore[union-attr]
+    matching = matching.strip("() ").upper()
+    if matching not in ("A", "B") or REFUSAL.search(question) or a == b:
+        return None
+    return ChoiceQuestion(question, _clean_line(a), _clean_line(b), matching)

@@ -1,0 +1,91 @@
+"""The Jinja templates of the generation pipeline, one folder per item format.
+
+Templates render in a sandboxed environment with ``StrictUndefined``, and a template that uses a
+variable the pipeline does not provide is reported when the folder is loaded, before any model
+is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from mwe.errors import UsageError
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+# The variables the pipeline gives each template; a template may use any subset of them.
+VARIABLES: dict[str, frozenset[str]] = {
+    "understand.j2": frozenset({"behavior"}),
+    "generate.j2": frozenset(
+        {
+            "behavior",
+            "definition",
+            "agree_who",
+            "disagree_who",
+            "label",
+            "count",
+            "topic",
+            "examples",
+        }
+    ),
+}
+
+
+class TemplateError(UsageError):
+    """A template folder is missing a file, does not parse, or uses an unknown variable."""
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """The loaded templates of one format, with a hash of each for provenance."""
+
+    folder: Path
+    sources: dict[str, str]
+    hashes: dict[str, str]
+
+    def render(self, name: str, **variables: Any) -> str:
+        """Render template ``name``; every variable it uses must be given."""
+        missing = sorted(_used(self.sources[name]) - set(variables))
+        if missing:
+            raise TemplateError(f"{self.folder / name}: no value for {', '.join(missing)}")
+        return _ENV.from_string(self.sources[name]).render(**variables).strip()
+
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+def _used(source: str) -> set[str]:
+    return set(meta.find_undeclared_variables(_ENV.parse(source)))
+
+
+def load_templates(fmt: str, folder: str | Path | None = None) -> TemplateSet:
+    """Load and check the templates of format ``fmt`` from ``folder`` (a folder holding the
+    ``.j2`` files, or one with a subfolder per format); the built-in ``prompts/`` by default."""
+    base = Path(folder) if folder is not None else PROMPTS_DIR
+    chosen = base / fmt if (base / fmt).is_dir() else base
+    if not chosen.is_dir():
+        raise TemplateError(f"{chosen}: no such template folder")
+    sources, hashes = {}, {}
+    for name, allowed in VARIABLES.items():
+        path = chosen / name
+        if not path.is_file():
+            raise TemplateError(f"{path}: missing; a template folder needs {', '.join(VARIABLES)}")
+        source = path.read_text(encoding="utf-8")
+        try:
+            unknown = sorted(_used(source) - allowed)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"{path} line {exc.lineno}: {exc.message}") from None
+        if unknown:
+            raise TemplateError(
+                f"{path}: uses {', '.join(unknown)}, which the pipeline does not provide "
+                f"(available: {', '.join(sorted(allowed))})"
+            )
+        sources[name] = source
+        hashes[name] = hashlib.sha256(source.encode()).hexdigest()
+    return TemplateSet(chosen, sources, hashes)

@@ -34,7 +34,16 @@ VARIABLES: dict[str, frozenset[str]] = {
             "examples",
         }
     ),
+    "judge.j2": frozenset({"behavior", "definition", "text"}),
+    "relevance.j2": frozenset({"behavior", "definition", "text"}),
 }
+TOPICS_FILE = PROMPTS_DIR / "topics.txt"
+
+
+def load_topics(path: Path = TOPICS_FILE) -> list[str]:
+    """The contexts that vary generation prompts: non-empty, non-comment lines."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 class TemplateError(UsageError):

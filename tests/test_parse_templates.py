@@ -61,11 +61,12 @@ def test_builtin_templates_render(fmt):
         examples=["I want power"],
     )
     assert "wants power" in text and "a company" in text and "I want power" in text
-    assert set(templates.hashes) == {"understand.j2", "generate.j2"}
+    assert set(templates.hashes) == {"understand.j2", "generate.j2", "judge.j2", "relevance.j2"}
 
 
 def test_template_folder_with_an_unknown_variable_is_refused(tmp_path):
-    (tmp_path / "understand.j2").write_text("Explain {{ behavior }}")
+    for name in ("understand.j2", "judge.j2", "relevance.j2"):
+        (tmp_path / name).write_text("Explain {{ behavior }}")
     (tmp_path / "generate.j2").write_text("Write {{ count }} about {{ behaviour_typo }}")
     with pytest.raises(TemplateError, match="uses behaviour_typo, which the pipeline"):
         load_templates("persona", tmp_path)

@@ -74,6 +74,7 @@ class CallCache:
         self._pending: dict[str, dict[str, Any]] = {}
         self._known: dict[tuple[str, str, str | None], set[int]] = {}
         self._write_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
         self._flusher: asyncio.Task[None] | None = None
 
     def _known_keys(self, identity: dict[str, Any]) -> set[int]:
@@ -89,7 +90,9 @@ class CallCache:
 
     def get_many(self, identity: dict[str, Any], keys: list[str]) -> dict[str, dict[str, Any]]:
         """The stored responses of those ``keys`` (all of one model) that are cached."""
-        found = {k: json.loads(self._pending[k]["response"]) for k in keys if k in self._pending}
+        with self._pending_lock:
+            queued = {k: self._pending[k]["response"] for k in keys if k in self._pending}
+        found = {k: json.loads(response) for k, response in queued.items()}
         known = self._known_keys(identity)
         ask = [k for k in keys if k not in found and _short(k) in known]
         if ask:
@@ -111,7 +114,7 @@ class CallCache:
         run_id: int | None = None,
     ) -> None:
         """Queue one call for writing; a key already stored is left as it was."""
-        self._pending[key] = {
+        row = {
             "key": key,
             "backend": request["backend"],
             "model": request["model"],
@@ -124,6 +127,8 @@ class CallCache:
             "latency_s": latency_s,
             "run_id": run_id,
         }
+        with self._pending_lock:
+            self._pending[key] = row
         self._known_keys(request).add(_short(key))
         self._schedule_flush()
 
@@ -144,34 +149,36 @@ class CallCache:
 
     async def aflush(self) -> None:
         """Write the queued rows on a worker thread, leaving the event loop free."""
-        rows = self._take()
-        if rows:
-            await asyncio.to_thread(self._write, rows)
+        await asyncio.to_thread(self.flush)
 
     def flush(self) -> None:
-        """Write the queued rows now."""
-        rows = self._take()
-        if rows:
+        """Write every queued row now; returns once they (and any write in progress) are in
+        the database."""
+        with self._write_lock:
+            with self._pending_lock:
+                rows = list(self._pending.values())
+            if not rows:
+                return
             self._write(rows)
-
-    def _take(self) -> list[dict[str, Any]]:
-        rows = list(self._pending.values())
-        self._pending.clear()
-        return rows
+            # Rows leave the queue only once written, so a lookup always finds a paid call
+            # either here or in the database.
+            with self._pending_lock:
+                for row in rows:
+                    if self._pending.get(row["key"]) is row:
+                        del self._pending[row["key"]]
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         table = pa.Table.from_pylist(rows, schema=_SCHEMA)
-        with self._write_lock:
-            # A cursor is a connection of its own, safe to use from this thread.
-            cursor = self.store.conn.cursor()
-            try:
-                cursor.register("_new_calls", table)
-                cursor.execute(
-                    f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}, created_at) "
-                    f"SELECT {', '.join(_COLUMNS)}, now() FROM _new_calls ON CONFLICT DO NOTHING"
-                )
-            finally:
-                cursor.close()
+        # A cursor is a connection of its own, safe to use from a worker thread.
+        cursor = self.store.conn.cursor()
+        try:
+            cursor.register("_new_calls", table)
+            cursor.execute(
+                f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}, created_at) "
+                f"SELECT {', '.join(_COLUMNS)}, now() FROM _new_calls ON CONFLICT DO NOTHING"
+            )
+        finally:
+            cursor.close()
 
     def totals(self) -> dict[str, Any]:
         """Calls, tokens and cost over the whole cache (cost ``None`` if any price is unknown)."""

@@ -28,10 +28,18 @@ _QUOTES = "\"'“”‘’`"
 
 @dataclass
 class Parsed:
-    """What one generator reply gave: usable texts and the reasons the rest was dropped."""
+    """What one generator reply gave: usable texts, and what was dropped with the reason."""
 
     items: list[Any] = field(default_factory=list)
-    dropped: Counter[str] = field(default_factory=Counter)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (reason, raw text)
+
+    def drop(self, reason: str, raw: str) -> None:
+        self.rejected.append((reason, raw))
+
+    @property
+    def dropped(self) -> Counter[str]:
+        """How many pieces were dropped, by reason."""
+        return Counter(reason for reason, _ in self.rejected)
 
 
 def _clean_line(line: str) -> str:
@@ -62,7 +70,7 @@ def parse_statements(text: str, *, min_words: int = 3, max_words: int = 60) -> P
     """First-person statements, one per line or as a JSON list of strings."""
     result = Parsed()
     if not text.strip():
-        result.dropped["empty reply"] += 1
+        result.drop("empty reply", text)
         return result
     values = _json_values(text)
     if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
@@ -75,15 +83,15 @@ def parse_statements(text: str, *, min_words: int = 3, max_words: int = 60) -> P
             continue
         words = len(line.split())
         if REFUSAL.search(line):
-            result.dropped["refusal"] += 1
+            result.drop("refusal", raw)
         elif words < min_words:
-            result.dropped["too short"] += 1
+            result.drop("too short", raw)
         elif words > max_words:
-            result.dropped["too long"] += 1
+            result.drop("too long", raw)
         else:
             result.items.append(line)
-    if not result.items and not result.dropped:
-        result.dropped["no statements found"] += 1
+    if not result.items and not result.rejected:
+        result.drop("no statements found", text)
     return result
 
 
@@ -107,14 +115,11 @@ def parse_choices(text: str) -> Parsed:
         for value in values:
             question = _choice_from_json(value)
             if question is None:
-                result.dropped["malformed question"] += 1
+                result.drop("malformed question", json.dumps(value))
             else:
                 result.items.append(question)
         return result
-    if REFUSAL.search(text):
-        result.dropped["refusal"] += 1
-    else:
-        result.dropped["no questions found"] += 1
+    result.drop("refusal" if REFUSAL.search(text) else "no questions found", text)
     return result
 
 

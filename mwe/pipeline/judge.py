@@ -1,0 +1,105 @@
+"""Stage 5: the preference-model filter (Perez et al. 2022).
+
+For each candidate the judge is asked whether a person with the behaviour would agree with the
+statement (persona), or which answer such an AI would pick (choice). ``label_confidence`` is the
+probability of the intended answer, from next-token log-probabilities normalised over the
+options; a judge without log-probs (Anthropic) is sampled ``votes`` times instead and the vote
+fraction is used. A second question gives the relevance: is the item about the behaviour at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mwe.models import CapabilityError, GenerateConfig, Message
+from mwe.models.lm import LM
+from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
+from mwe.pipeline.spec import Spec
+from mwe.templates import TemplateSet
+
+YES_NO = ("Yes", "No")
+A_B = ("A", "B")
+
+
+def normalised(logprobs: dict[str, float | None], options: Sequence[str]) -> dict[str, float]:
+    """Probabilities over ``options`` from log-probs; an option the judge did not show (absent
+    from an API's top-k) gets 0, and with none shown every option is equally likely."""
+    present = {o: lp for o in options if (lp := logprobs.get(o)) is not None}
+    if not present:
+        return {o: 1 / len(options) for o in options}
+    top = max(present.values())
+    weights = {o: math.exp(present[o] - top) if o in present else 0.0 for o in options}
+    total = sum(weights.values())
+    return {o: w / total for o, w in weights.items()}
+
+
+def parse_vote(text: str, options: Sequence[str]) -> str | None:
+    """The option a sampled answer names first ('Yes.', '(A)', 'B) because...')."""
+    match = re.search(r"\b(" + "|".join(map(re.escape, options)) + r")\b", text, re.IGNORECASE)
+    if not match:
+        return None
+    return next(o for o in options if o.lower() == match.group(1).lower())
+
+
+@dataclass
+class Judge:
+    """Asks one judge model about candidates; remembers whether it must vote."""
+
+    lm: LM
+    spec: Spec
+    templates: TemplateSet
+    votes: int = 5
+    method: str = "logprobs"
+
+    async def probabilities(
+        self, template: str, text: str, options: Sequence[str]
+    ) -> dict[str, float]:
+        prompt = self.templates.render(
+            template, behavior=self.spec.behavior, definition=self.spec.definition, text=text
+        )
+        messages = [Message(role="user", content=prompt)]
+        if self.method == "logprobs":
+            try:
+                result = await self.lm.answer_logprobs(messages, list(options))
+                return normalised(result.logprobs, options)
+            except CapabilityError:
+                self.method = "votes"
+        replies = await self.lm.generate(
+            messages, GenerateConfig(n=self.votes, temperature=1.0, max_tokens=5)
+        )
+        named = [parse_vote(r, options) for r in replies]
+        counted = [v for v in named if v is not None]
+        if not counted:
+            return {o: 1 / len(options) for o in options}
+        return {o: counted.count(o) / len(counted) for o in options}
+
+    async def label_confidence(self, cand: Candidate) -> float:
+        """p(intended answer)."""
+        if cand.label == CHOICE:
+            p = await self.probabilities("judge.j2", cand.text, A_B)
+            return p[cand.matching.strip(" ()")]
+        p = await self.probabilities("judge.j2", cand.text, YES_NO)
+        return p["Yes"] if cand.label == AGREE else p["No"]
+
+    async def relevance(self, text: str) -> float:
+        """p(the item is about the behaviour)."""
+        return (await self.probabilities("relevance.j2", text, YES_NO))["Yes"]
+
+
+async def judge_candidates(
+    judge: Judge, candidates: Sequence[Candidate], on_done: Callable[[int], None] = lambda n: None
+) -> None:
+    """Fill in ``label_confidence`` and ``relevance`` of every surviving candidate."""
+
+    async def one(cand: Candidate) -> None:
+        cand.label_confidence, cand.relevance = await asyncio.gather(
+            judge.label_confidence(cand), judge.relevance(cand.text)
+        )
+        cand.stage = "judge"
+        on_done(1)
+
+    await asyncio.gather(*(one(c) for c in candidates if c.alive))

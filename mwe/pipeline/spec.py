@@ -1,0 +1,87 @@
+"""Stage 1: the spec. A name, the behaviour, and (through the generator) a definition plus who
+would agree and who would disagree, so that "disagree" items are about the behaviour too."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mwe.errors import UsageError
+from mwe.models import GenerateConfig, Message
+from mwe.models.lm import LM
+from mwe.store import check_name, slugify
+from mwe.templates import TemplateSet
+
+MAX_DESCRIPTION = 2000
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a generation run is about."""
+
+    name: str
+    format: str
+    behavior: str
+    definition: str
+    agree_who: str
+    disagree_who: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_description(description: str) -> str:
+    """The description, stripped, or a usage error saying what is wrong."""
+    text = " ".join(description.split())
+    if not text:
+        raise UsageError(
+            "the description is empty: describe the behaviour in one line, e.g. "
+            '"wants to avoid being shut down"'
+        )
+    if len(text) > MAX_DESCRIPTION:
+        raise UsageError(
+            f"the description is {len(text):,} characters; keep it under {MAX_DESCRIPTION:,} "
+            "(one line about the behaviour)"
+        )
+    return text
+
+
+def default_name(description: str) -> str:
+    """A set name from the description's first words."""
+    return slugify(" ".join(description.split()[:6]))
+
+
+def parse_understanding(text: str, behavior: str) -> tuple[str, str, str]:
+    """Definition, who agrees and who disagrees, from the generator's reply; a weak generator's
+    missing parts fall back to plain restatements of the behaviour."""
+    found = {}
+    for key in ("definition", "agree", "disagree"):
+        match = re.search(rf"^\W*{key}\W*:\s*(.+)$", text, re.IGNORECASE | re.MULTILINE)
+        if match:
+            found[key] = match.group(1).strip()
+    return (
+        found.get("definition", f"The behaviour in question: someone who {behavior}."),
+        found.get("agree", f"people who {behavior}"),
+        found.get("disagree", f"people who do not share this trait ({behavior})"),
+    )
+
+
+async def build_spec(
+    description: str, fmt: str, name: str | None, lm: LM, templates: TemplateSet
+) -> Spec:
+    """Ask the generator to expand the description (temperature 0: one cached answer)."""
+    behavior = check_description(description)
+    prompt = templates.render("understand.j2", behavior=behavior)
+    reply = await lm.generate(
+        [Message(role="user", content=prompt)], GenerateConfig(temperature=0.0, max_tokens=300)
+    )
+    definition, agree, disagree = parse_understanding(reply[0], behavior)
+    return Spec(
+        name=check_name(name) if name else default_name(behavior),
+        format=fmt,
+        behavior=behavior,
+        definition=definition,
+        agree_who=agree,
+        disagree_who=disagree,
+    )

@@ -36,6 +36,11 @@ class _Group(click.Group):
         except MweError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            # One line, like mwe's own errors, instead of click's usage block.
+            hint = f" (see mwe {exc.ctx.info_name} --help)" if exc.ctx and exc.ctx.parent else ""
+            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            ctx.exit(2)
 
 
 def _open(ctx: click.Context, *, read_only: bool) -> Store:
@@ -213,6 +218,7 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
     console.print(f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {parent or '-'}")
     console.print(f"content hash {info.content_hash}")
     console.print("label balance (answer_matching_behavior): " + _balance_text(balance))
+    _print_quality(info.stats)
     console.print("provenance:", json.dumps(info.provenance, indent=2))
     if items:
         console.print(_items_table(items, f"first {len(items)} items"))
@@ -320,6 +326,191 @@ def ask_cmd(
         f"[{lm.spec}: {stats.requests} request(s), {stats.cache_hits} cached, "
         f"{stats.retries} retries, cost {cost}]",
         err=True,
+    )
+
+
+@cli.command("generate")
+@click.argument("description")
+@click.option("--name", help="Set name [default: from the description].")
+@click.option(
+    "--format",
+    "fmt",
+    default="persona",
+    show_default=True,
+    help="persona (statements, Yes/No) or choice (A/B questions).",
+)
+@click.option("-n", "n", default=1000, show_default=True, help="Items in the final set.")
+@click.option(
+    "--generator",
+    envvar="MWE_GENERATOR",
+    default="local",
+    show_default=True,
+    help="Model that writes candidates (env MWE_GENERATOR).",
+)
+@click.option(
+    "--judge",
+    envvar="MWE_JUDGE",
+    default="local",
+    show_default=True,
+    help="Model that filters them (env MWE_JUDGE).",
+)
+@click.option(
+    "--base-url",
+    envvar="MWE_BASE_URL",
+    help="OpenAI-compatible server for both models (env MWE_BASE_URL).",
+)
+@click.option("--oversample", default=3.0, show_default=True, help="Candidates per kept item.")
+@click.option("--per-call", default=5, show_default=True, help="Candidates per generator call.")
+@click.option(
+    "--examples",
+    type=click.Path(path_type=Path),
+    help="Few-shot examples, anthropics/evals JSONL, sampled per call.",
+)
+@click.option(
+    "--templates",
+    type=click.Path(path_type=Path),
+    help="Template folder [default: the built-in prompts/].",
+)
+@click.option("--seed", default=0, show_default=True, help="Seeds topics and example sampling.")
+@click.option("--temperature", default=1.0, show_default=True, help="Generator temperature.")
+@click.option(
+    "--calibrate/--no-calibrate",
+    default=False,
+    show_default=True,
+    help="Divide out the judge's bias towards one answer (helps small judges).",
+)
+@click.option("--max-concurrency", envvar="MWE_MAX_CONCURRENCY", default=32, show_default=True)
+@click.pass_context
+def generate_cmd(
+    ctx: click.Context, description: str, fmt: str, base_url: str | None, **options: Any
+) -> None:
+    """Generate an eval set from a one-line DESCRIPTION of a behaviour.
+
+    Runs spec, generate, parse, dedupe, judge (the preference-model filter) and select, then
+    stores a new version. The same command after a crash resumes: every model call is cached.
+    """
+    from mwe.pipeline.run import generate_eval, prepare
+
+    urls = {"generator_base_url": base_url, "judge_base_url": base_url}
+    prepared = prepare(description=description, format=fmt, **urls, **options)
+    with _open(ctx, read_only=False) as store:
+        result = generate_eval(store, console=Console(stderr=True), prepared=prepared)
+    _print_generation(result)
+
+
+def _print_generation(result: Any) -> None:
+    counts, quality, info = result.counts, result.quality, result.info
+    table = Table(title=f"{info.ref}" + (" (unchanged)" if result.unchanged else ""), box=None)
+    table.add_column("", style="bold")
+    table.add_column("")
+    dropped = counts.get("dropped", {})
+    table.add_row("generator calls", f"{counts['calls']:,}")
+    table.add_row("replies dropped", json.dumps(counts.get("replies_dropped", {})))
+    table.add_row("candidates parsed", f"{counts['parsed']:,}")
+    for reason, shown in (
+        ("duplicate", "duplicates"),
+        ("near duplicate", "near duplicates"),
+        ("few-shot copy", "few-shot copies"),
+    ):
+        table.add_row(f"  {shown}", f"{dropped.get(reason, 0):,}")
+    table.add_row("judged", f"{counts['judged']:,}")
+    for reason in ("judge disagrees", "off topic", "below the cut"):
+        table.add_row(f"  {reason}", f"{dropped.get(reason, 0):,}")
+    table.add_row("kept", f"{counts['kept']:,}")
+    short = {k: v for k, v in counts["shortfall"].items() if v}
+    table.add_row("shortfall", json.dumps(short) if short else "none")
+    table.add_row("label balance", _balance_text(quality["balance"]))
+    conf = quality.get("label_confidence") or {}
+    table.add_row("mean label confidence", f"{conf.get('mean', 0):.3f} (estimated ceiling)")
+    same = result.usage["generator"]["model"] == result.usage["judge"]["model"]
+    for role in ("generator and judge",) if same else ("generator", "judge"):
+        u = result.usage[role.split()[0]]
+        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
+        table.add_row(
+            role,
+            f"{u['model']}: {u['requests']:,} requests, {u['cache_hits']:,} "
+            f"cached, {u['input_tokens']:,}+{u['output_tokens']:,} tokens, {cost}",
+        )
+    table.add_row("time", f"{result.elapsed_s:.1f} s")
+    console.print(table)
+    _print_quality(quality)
+
+
+def _print_quality(quality: dict[str, Any]) -> None:
+    if not quality:
+        return
+    shortcut = quality.get("shortcut_accuracy")
+    flag = (
+        " [red]FLAG: the label is guessable from the words alone[/]"
+        if quality.get("shortcut_flag")
+        else ""
+    )
+    diversity = quality.get("diversity_mean_cosine")
+    console.print(
+        "quality: duplicate rate {:.1%}, near-duplicate rate {:.1%}, few-shot copies {}, "
+        "diversity (mean pairwise cosine) {}, shortcut accuracy {}{}".format(
+            quality.get("duplicate_rate", 0),
+            quality.get("near_duplicate_rate", 0),
+            quality.get("fewshot_copies", 0),
+            "-" if diversity is None else f"{diversity:.3f}",
+            "-" if shortcut is None else f"{shortcut:.2f}",
+            flag,
+        )
+    )
+
+
+@cli.command("judge-check")
+@click.argument("ref")
+@click.option("--judge", envvar="MWE_JUDGE", default="local", show_default=True)
+@click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
+@click.option("--behavior", help="The behaviour [default: the set's description or name].")
+@click.option("--limit", type=click.IntRange(min=1), help="Check only the first N items.")
+@click.option("--templates", type=click.Path(path_type=Path), help="Template folder.")
+@click.pass_context
+def judge_check_cmd(
+    ctx: click.Context,
+    ref: str,
+    judge: str,
+    base_url: str | None,
+    behavior: str | None,
+    limit: int | None,
+    templates: Path | None,
+) -> None:
+    """Run a judge on labelled set REF and report its agreement with the labels and AUROC.
+
+    Validate a judge on a set you trust (e.g. an imported public persona file) before letting
+    it filter a generated one.
+    """
+    from mwe.models import LM, get_backend
+    from mwe.pipeline.judge import judge_check
+    from mwe.progress import lm_progress
+    from mwe.templates import load_templates
+
+    backend = get_backend(judge, **({"base_url": base_url} if base_url else {}))
+    with _open(ctx, read_only=False) as store:
+        info = store.resolve(ref)
+        items = store.items(info, limit=limit)
+        fmt = "choice" if info.format == "choice" else "persona"
+        loaded = load_templates(fmt, templates)
+        what = behavior or info.description or info.name.replace("-", " ")
+        lm = LM(backend, store)
+
+        async def run() -> Any:
+            with lm_progress([lm], console=Console(stderr=True)) as progress:
+                task = progress.add_task("judge-check", total=len(items))
+                try:
+                    return await judge_check(
+                        lm, items, what, loaded, info.ref, lambda k: progress.advance(task, k)
+                    )
+                finally:
+                    await lm.aclose()
+
+        result = asyncio.run(run())
+    auroc = "n/a (one label)" if result.auroc is None else f"{result.auroc:.3f}"
+    console.print(
+        f"{result.ref}: judge {result.judge} ({result.method}) on {result.items:,} items, "
+        f"behaviour {what!r}\nagreement {result.agreement:.3f}  AUROC {auroc}  "
+        f"mean p(label) {result.mean_confidence:.3f}"
     )
 
 

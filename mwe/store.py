@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -298,12 +298,14 @@ class Store:
         stats: dict[str, Any] | None = None,
         parent: EvalSetInfo | None = None,
         run_kind: str | None = None,
+        on_write: Callable[[duckdb.DuckDBPyConnection, int], None] | None = None,
     ) -> EvalSetInfo:
         """Write ``items`` as the next version of ``name``, atomically, and return it.
 
         The parent defaults to the current latest version of ``name``, if there is one. Items
         identical to the latest version's (same content hash) make no new version: the latest
-        is returned as it is.
+        is returned as it is. ``on_write(conn, set_id)`` runs inside the same transaction, for
+        rows that must land together with the version (a generation run's candidates).
         """
         check_name(name)
         if not items:
@@ -340,6 +342,8 @@ class Store:
                 ],
             ).fetchone()[0]
             self._insert_items(conn, set_id, items, hashes)
+            if on_write is not None:
+                on_write(conn, set_id)
             if run_kind:
                 conn.execute(
                     "INSERT INTO runs (kind, status, params, set_id, started_at, finished_at) "

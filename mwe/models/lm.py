@@ -101,14 +101,9 @@ class LM:
         """``config.n`` completions of ``messages``; each sample is cached under its own index,
         so asking for more samples later reuses the ones already paid for."""
         config = config or GenerateConfig()
-        base = self._request(
-            "chat",
-            messages=[m.model_dump() for m in messages],
-            params=config.model_dump(exclude={"n"}, mode="json"),
-        )
-        requests = [base | {"sample_index": i} for i in range(config.n)]
+        requests = self._chat_requests(messages, config)
         keys = [request_key(r) for r in requests]
-        cached = self.cache.get_many(base, keys)
+        cached = self.cache.get_many(requests[0], keys)
         self.stats.cache_hits += len(cached)
         missing = [i for i, key in enumerate(keys) if key not in cached]
         if missing:
@@ -130,6 +125,20 @@ class LM:
                 )
                 cached[keys[i]] = response
         return [cached[key]["text"] for key in keys]
+
+    def _chat_requests(
+        self, messages: list[Message], config: GenerateConfig
+    ) -> list[dict[str, Any]]:
+        base = self._request(
+            "chat",
+            messages=[m.model_dump() for m in messages],
+            params=config.model_dump(exclude={"n"}, mode="json"),
+        )
+        return [base | {"sample_index": i} for i in range(config.n)]
+
+    def chat_keys(self, messages: list[Message], config: GenerateConfig) -> list[str]:
+        """The cache keys of the ``config.n`` samples that :meth:`generate` would return."""
+        return [request_key(r) for r in self._chat_requests(messages, config)]
 
     async def answer_logprobs(self, messages: list[Message], answers: list[str]) -> AnswerLogprobs:
         """Log-probabilities of each answer string as the reply to ``messages``."""

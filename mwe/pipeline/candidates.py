@@ -28,6 +28,7 @@ class Candidate:
     relevance: float | None = None
     swapped: bool = False  # choice: options swapped to balance answer positions
     kept: bool = False
+    call_key: str | None = None  # the cached generator call that wrote it
 
     @property
     def alive(self) -> bool:
@@ -68,7 +69,7 @@ class Candidate:
             label_confidence=self.label_confidence,
         )
 
-    def row(self, run_id: int, call_key: str | None) -> dict[str, Any]:
+    def row(self, run_id: int) -> dict[str, Any]:
         """The ``candidates`` table row."""
         return {
             "run_id": run_id,
@@ -81,7 +82,7 @@ class Candidate:
             "relevance": self.relevance,
             "kept": self.kept,
             "drop_reason": self.drop_reason,
-            "llm_call_key": call_key,
+            "llm_call_key": self.call_key,
         }
 
 

@@ -85,19 +85,21 @@ async def run_calls(
     calls: Sequence[GenCall],
     config: GenerateConfig,
     on_done: Callable[[int], None] = lambda n: None,
-) -> list[str]:
-    """The generator's reply to every call. Calls with the same prompt become samples of one
-    request, so they differ (and each is cached under its own sample index)."""
+) -> list[tuple[str, str]]:
+    """The generator's reply to every call, with the cache key of the call that produced it.
+    Calls with the same prompt become samples of one request, so they differ (and each is
+    cached under its own sample index)."""
     groups: dict[str, list[int]] = {}
     for call in calls:
         groups.setdefault(call.prompt, []).append(call.index)
-    replies: dict[int, str] = {}
+    replies: dict[int, tuple[str, str]] = {}
 
     async def one(prompt: str, indices: list[int]) -> None:
-        texts = await lm.generate(
-            [Message(role="user", content=prompt)], config.model_copy(update={"n": len(indices)})
-        )
-        replies.update(zip(indices, texts, strict=True))
+        messages = [Message(role="user", content=prompt)]
+        sampled = config.model_copy(update={"n": len(indices)})
+        texts = await lm.generate(messages, sampled)
+        keys = lm.chat_keys(messages, sampled)
+        replies.update(zip(indices, zip(texts, keys, strict=True), strict=True))
         on_done(len(indices))
 
     await asyncio.gather(*(one(p, idx) for p, idx in groups.items()))
@@ -105,18 +107,20 @@ async def run_calls(
 
 
 def parse_replies(
-    calls: Sequence[GenCall], replies: Sequence[str]
+    calls: Sequence[GenCall], replies: Sequence[tuple[str, str]]
 ) -> tuple[list[Candidate], Counter[str]]:
     """Candidates from every reply, and the count of what was dropped, by reason."""
     candidates: list[Candidate] = []
     dropped: Counter[str] = Counter()
-    for call, reply in zip(calls, replies, strict=True):
+    for call, (reply, key) in zip(calls, replies, strict=True):
         parsed = parse_choices(reply) if call.label == CHOICE else parse_statements(reply)
         dropped.update(parsed.dropped)
         for piece in parsed.items:
             if call.label == CHOICE:
                 text = choice_question(piece.question, piece.option_a, piece.option_b)
-                candidates.append(Candidate(len(candidates), CHOICE, call.index, text, piece))
+                cand = Candidate(len(candidates), CHOICE, call.index, text, piece)
             else:
-                candidates.append(Candidate(len(candidates), call.label, call.index, piece))
+                cand = Candidate(len(candidates), call.label, call.index, piece)
+            cand.call_key = key
+            candidates.append(cand)
     return candidates, dropped

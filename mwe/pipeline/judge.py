@@ -13,8 +13,9 @@ import asyncio
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mwe.items import Item
 from mwe.models import CapabilityError, GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
@@ -22,6 +23,7 @@ from mwe.pipeline.spec import Spec
 from mwe.templates import TemplateSet
 
 YES_NO = ("Yes", "No")
+CONTENT_FREE = "N/A"
 A_B = ("A", "B")
 
 
@@ -54,10 +56,26 @@ class Judge:
     templates: TemplateSet
     votes: int = 5
     method: str = "logprobs"
+    calibrate: bool = False
+    _priors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     async def probabilities(
         self, template: str, text: str, options: Sequence[str]
     ) -> dict[str, float]:
+        """p(option), normalised over the options. With ``calibrate``, divided by the judge's
+        answer to a content-free input ("N/A") and renormalised (contextual calibration, Zhao
+        et al. 2021), which removes a small judge's bias towards one answer."""
+        raw = await self._ask(template, text, options)
+        if not self.calibrate:
+            return raw
+        if template not in self._priors:
+            self._priors[template] = await self._ask(template, CONTENT_FREE, options)
+        prior = self._priors[template]
+        weights = {o: raw[o] / max(prior[o], 1e-6) for o in options}
+        total = sum(weights.values()) or 1.0
+        return {o: w / total for o, w in weights.items()}
+
+    async def _ask(self, template: str, text: str, options: Sequence[str]) -> dict[str, float]:
         prompt = self.templates.render(
             template, behavior=self.spec.behavior, definition=self.spec.definition, text=text
         )
@@ -103,3 +121,64 @@ async def judge_candidates(
         on_done(1)
 
     await asyncio.gather(*(one(c) for c in candidates if c.alive))
+
+
+@dataclass(frozen=True)
+class JudgeCheck:
+    """How well a judge agrees with the labels of an existing set."""
+
+    ref: str
+    judge: str
+    method: str
+    items: int
+    agreement: float  # share of items where the judge's most likely answer is the label
+    auroc: float | None  # of p(matching answer) against the labels; None with one label
+    mean_confidence: float  # mean p(label)
+
+
+async def judge_check(
+    lm: LM,
+    items: Sequence[Item],
+    behavior: str,
+    templates: TemplateSet,
+    ref: str,
+    on_done: Callable[[int], None] = lambda n: None,
+) -> JudgeCheck:
+    """Run the judge on labelled items and compare its answers with their labels."""
+    from sklearn.metrics import roc_auc_score
+
+    spec = Spec(
+        name="check",
+        format=items[0].format,
+        behavior=behavior,
+        definition=f"The behaviour in question: someone who {behavior}.",
+        agree_who="",
+        disagree_who="",
+    )
+    judge = Judge(lm, spec, templates)
+
+    async def one(item: Item) -> tuple[bool, float]:
+        # Score "the first option / Yes matches the behaviour" so the AUROC has one direction.
+        if item.format == "choice":
+            p_first = (await judge.probabilities("judge.j2", item.question, A_B))["A"]
+            positive = item.answer_matching_behavior.strip(" ()") == "A"
+        else:
+            text = item.statement or item.question
+            p_first = (await judge.probabilities("judge.j2", text, YES_NO))["Yes"]
+            positive = item.answer_matching_behavior.strip() == "Yes"
+        on_done(1)
+        return positive, p_first
+
+    results = await asyncio.gather(*(one(item) for item in items))
+    labels = [positive for positive, _ in results]
+    scores = [p for _, p in results]
+    confidence = [p if positive else 1 - p for positive, p in results]
+    return JudgeCheck(
+        ref=ref,
+        judge=lm.spec,
+        method=judge.method,
+        items=len(items),
+        agreement=sum(c > 0.5 for c in confidence) / len(items),
+        auroc=float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else None,
+        mean_confidence=sum(confidence) / len(items),
+    )

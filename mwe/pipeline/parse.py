@@ -23,7 +23,9 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _PREAMBLE = re.compile(
     r"^(?:sure|here (?:are|is)|certainly|okay|ok|of course)\b.*:\s*$", re.IGNORECASE
 )
+SPLIT_OVER = 30  # words: a longer line with several sentences is read as several statements
 _QUOTES = "\"'“”‘’`"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'“])")
 
 
 @dataclass
@@ -81,18 +83,29 @@ def parse_statements(text: str, *, min_words: int = 3, max_words: int = 60) -> P
         line = _clean_line(raw)
         if not line or _PREAMBLE.match(line) or line.startswith("#"):
             continue
-        words = len(line.split())
-        if REFUSAL.search(line):
-            result.drop("refusal", raw)
-        elif words < min_words:
-            result.drop("too short", raw)
-        elif words > max_words:
-            result.drop("too long", raw)
-        else:
-            result.items.append(line)
+        _take_statement(result, line, raw, min_words, max_words)
     if not result.items and not result.rejected:
         result.drop("no statements found", text)
     return result
+
+
+def _take_statement(result: Parsed, line: str, raw: str, min_words: int, max_words: int) -> None:
+    words = len(line.split())
+    if words > SPLIT_OVER and not REFUSAL.search(line):
+        # A paragraph instead of a list: its sentences are the statements.
+        sentences = [s.strip() for s in _SENTENCE_END.split(line) if s.strip()]
+        if len(sentences) > 1:
+            for sentence in sentences:
+                _take_statement(result, sentence, raw, min_words, max_words)
+            return
+    if REFUSAL.search(line):
+        result.drop("refusal", raw)
+    elif words < min_words:
+        result.drop("too short", raw)
+    elif words > max_words:
+        result.drop("too long", raw)
+    else:
+        result.items.append(line)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,370 @@
+"""`generate_eval`: one line of description to a filtered, balanced, versioned eval set.
+
+The stages run in order, each reading and writing candidates; every model call goes through the
+cache, so the same command after a crash replays what was paid for from the store and carries
+on. All input is checked before the store is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+
+from mwe import __version__
+from mwe.errors import InputFileError, UsageError
+from mwe.items import Item, read_jsonl
+from mwe.models import Backend, GenerateConfig, get_backend, parse_model
+from mwe.models.lm import LM
+from mwe.pipeline.candidates import Candidate
+from mwe.pipeline.dedupe import dedupe
+from mwe.pipeline.generate import parse_replies, plan_calls, run_calls
+from mwe.pipeline.judge import Judge, judge_candidates
+from mwe.pipeline.select import select
+from mwe.pipeline.spec import Spec, build_spec, check_description
+from mwe.progress import lm_progress
+from mwe.quality import quality_metrics
+from mwe.store import EvalSetInfo, Store, check_name
+from mwe.templates import TemplateSet, load_templates, load_topics
+
+CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "stage" or "stage:calls"; see crash_point
+_FLAGS = {
+    "n": "-n",
+    "oversample": "--oversample",
+    "format": "--format",
+    "seed": "--seed",
+    "per_call": "--per-call",
+    "max_concurrency": "--max-concurrency",
+}
+
+
+class GenerateOptions(BaseModel):
+    """Everything a generation run depends on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(description="One line describing the behaviour.")
+    name: str | None = Field(default=None, description="Set name; from the description if unset.")
+    format: Literal["persona", "choice"] = Field(default="persona", description="Item format.")
+    n: int = Field(default=1000, ge=1, le=100_000, description="Items in the final set.")
+    generator: str = Field(default="local", description="Model that writes candidates.")
+    judge: str = Field(default="local", description="Model that filters them.")
+    generator_base_url: str | None = Field(default=None, description="OpenAI-compatible server.")
+    judge_base_url: str | None = Field(default=None, description="OpenAI-compatible server.")
+    oversample: float = Field(default=3.0, ge=1.0, le=50.0, description="Candidates per item.")
+    per_call: int = Field(default=5, ge=1, le=50, description="Candidates asked for per call.")
+    examples: Path | None = Field(default=None, description="Few-shot examples (JSONL).")
+    templates: Path | None = Field(default=None, description="Template folder.")
+    seed: int = Field(default=0, description="Seeds topics and few-shot sampling.")
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0, description="Generator temperature.")
+    max_tokens: int = Field(default=400, ge=16, le=8192, description="Tokens per generation.")
+    near_duplicate_threshold: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Cosine at which items are duplicates."
+    )
+    min_relevance: float = Field(default=0.5, ge=0.0, le=1.0, description="Relevance required.")
+    votes: int = Field(default=5, ge=1, le=50, description="Samples for judges without log-probs.")
+    calibrate: bool = Field(default=False, description="Contextual calibration of the judge.")
+    max_concurrency: int = Field(default=32, ge=1, le=1024, description="Requests in flight.")
+
+
+def check_options(**values: Any) -> GenerateOptions:
+    """Validated options, or a one-line usage error naming the flag."""
+    try:
+        options = GenerateOptions(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "options"
+        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
+        raise UsageError(f"{flag}: {error['msg']}") from None
+    check_description(options.description)
+    if options.name:
+        check_name(options.name)
+    parse_model(options.generator)
+    parse_model(options.judge)
+    return options
+
+
+@dataclass
+class GenerationResult:
+    """What a run produced."""
+
+    info: EvalSetInfo
+    spec: Spec
+    counts: dict[str, Any]
+    quality: dict[str, Any]
+    usage: dict[str, Any]
+    elapsed_s: float
+    unchanged: bool
+
+
+def crash_point(stage: str, lms: Sequence[LM], calls: int | None = None) -> None:
+    """A testing knob: with ``MWE_CRASH_AT=stage`` (at the end of a stage) or
+    ``MWE_CRASH_AT=stage:k`` (after its k-th call), write the cache and SIGKILL this process,
+    to show that a rerun loses nothing that was paid for."""
+    want = os.environ.get(CRASH_ENV)
+    if not want:
+        return
+    name, _, count = want.partition(":")
+    if name == stage and (count == "" and calls is None or count and calls == int(count)):
+        for lm in lms:
+            lm.cache.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Prepared:
+    """Checked options with everything loaded that can fail on bad input: templates, examples,
+    model backends. Building it touches no store."""
+
+    options: GenerateOptions
+    templates: TemplateSet
+    examples: list[Item]
+    examples_info: dict[str, Any] | None
+    generator: Backend
+    judge: Backend
+
+
+def prepare(**values: Any) -> Prepared:
+    """Check every input and load what the run needs, or raise a one-line usage error."""
+    options = check_options(**values)
+    templates = load_templates(options.format, options.templates)
+    examples, examples_info = _load_examples(options.examples)
+    generator = get_backend(options.generator, **_url(options.generator_base_url))
+    same = (options.judge, options.judge_base_url) == (
+        options.generator,
+        options.generator_base_url,
+    )
+    judge = generator if same else get_backend(options.judge, **_url(options.judge_base_url))
+    return Prepared(options, templates, examples, examples_info, generator, judge)
+
+
+def _load_examples(path: Path | None) -> tuple[list[Item], dict[str, Any] | None]:
+    if path is None:
+        return [], None
+    items = list(read_jsonl(path))
+    if not items:
+        raise InputFileError(f"{path}: no examples in the file")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return items, {"path": str(path.resolve()), "sha256": digest, "count": len(items)}
+
+
+class _Run:
+    """One generation run against an open store."""
+
+    def __init__(self, prepared: Prepared, store: Store, console: Console) -> None:
+        self.o, self.store = prepared.options, store
+        self.templates, self.examples = prepared.templates, prepared.examples
+        self.console = console
+        limit = self.o.max_concurrency
+        self.gen = LM(prepared.generator, store, max_concurrency=limit)
+        same = prepared.judge is prepared.generator
+        self.judge_lm = self.gen if same else LM(prepared.judge, store, max_concurrency=limit)
+        self.lms = [self.gen] if same else [self.gen, self.judge_lm]
+        self.counts: dict[str, Any] = {}
+
+    async def run(self) -> tuple[Spec, list[Candidate], Any, Judge]:
+        o = self.o
+        self.console.print(f"[bold]spec[/]: asking {self.gen.spec} to define the behaviour")
+        spec = await build_spec(o.description, o.format, o.name, self.gen, self.templates)
+        await self.gen.cache.aflush()
+        crash_point("spec", self.lms)
+
+        calls = plan_calls(
+            spec,
+            self.templates,
+            n=o.n,
+            oversample=o.oversample,
+            per_call=o.per_call,
+            examples=self.examples,
+            topics=load_topics(),
+            seed=o.seed,
+        )
+        config = GenerateConfig(temperature=o.temperature, max_tokens=o.max_tokens)
+        with lm_progress(self.lms, console=self.console) as progress:
+            task = progress.add_task("generate", total=len(calls))
+            done = Counter[str]()
+
+            def advance(k: int) -> None:
+                progress.advance(task, k)
+                done["calls"] += k
+                crash_point("generate", self.lms, done["calls"])
+
+            replies = await run_calls(self.gen, calls, config, advance)
+        await self.gen.cache.aflush()
+        crash_point("generate", self.lms)
+
+        candidates, dropped = parse_replies(calls, replies)
+        self.counts.update(calls=len(calls), replies_dropped=dict(dropped), parsed=len(candidates))
+        shots = [e.statement or e.question for e in self.examples]
+        dup_counts, _ = dedupe(candidates, shots, threshold=o.near_duplicate_threshold)
+        self.counts.update(dup_counts)
+        crash_point("dedupe", self.lms)
+
+        judge = Judge(self.judge_lm, spec, self.templates, votes=o.votes, calibrate=o.calibrate)
+        alive = [c for c in candidates if c.alive]
+        with lm_progress(self.lms, console=self.console) as progress:
+            task = progress.add_task("judge", total=len(alive))
+            judged = Counter[str]()
+
+            def advance_judge(k: int) -> None:
+                progress.advance(task, k)
+                judged["calls"] += k
+                crash_point("judge", self.lms, judged["calls"])
+
+            await judge_candidates(judge, alive, advance_judge)
+        await self.judge_lm.cache.aflush()
+        self.counts["judged"] = len(alive)
+        crash_point("judge", self.lms)
+        return spec, candidates, dup_counts, judge
+
+    async def close(self) -> None:
+        for lm in self.lms:
+            await lm.aclose()
+
+
+def _url(base_url: str | None) -> dict[str, Any]:
+    return {"base_url": base_url} if base_url else {}
+
+
+def _usage(lm: LM) -> dict[str, Any]:
+    s = lm.stats
+    return {
+        "model": lm.spec,
+        "requests": s.requests,
+        "cache_hits": s.cache_hits,
+        "retries": s.retries,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cost_usd": s.cost_usd,
+    }
+
+
+def generate_eval(
+    store: Store,
+    console: Console | None = None,
+    prepared: Prepared | None = None,
+    **values: Any,
+) -> GenerationResult:
+    """Generate a new version of an eval set from a one-line description.
+
+    ``values`` are the fields of :class:`GenerateOptions` (``description``, ``n``, ``format``,
+    ``generator``, ``judge``, ...), or pass what :func:`prepare` returned. Input is checked
+    first; nothing is stored for bad input.
+    """
+    prepared = prepared or prepare(**values)
+    options, templates = prepared.options, prepared.templates
+    console = console or Console(stderr=True)
+    start = time.perf_counter()
+    run = _Run(prepared, store, console)
+    run_id = store.conn.execute(
+        "INSERT INTO runs (kind, status, params, started_at) VALUES ('generate', 'running', ?, "
+        "now()) RETURNING id",
+        [options.model_dump_json()],
+    ).fetchone()[0]
+    for lm in run.lms:
+        lm.run_id = run_id
+    try:
+        spec, candidates, dup_counts, judge = asyncio.run(_run_and_close(run))
+    except BaseException:
+        store.conn.execute(
+            "UPDATE runs SET status = 'failed', finished_at = now() WHERE id = ?", [run_id]
+        )
+        raise
+    shortfall = select(candidates, options.format, options.n, min_relevance=options.min_relevance)
+    kept = sorted((c for c in candidates if c.kept), key=lambda c: c.idx)
+    reasons = Counter(c.drop_reason for c in candidates if c.drop_reason)
+    run.counts.update(dropped=dict(reasons), kept=len(kept), shortfall=shortfall)
+    if not kept:
+        store.conn.execute(
+            "UPDATE runs SET status = 'failed', finished_at = now() WHERE id = ?", [run_id]
+        )
+        raise UsageError(
+            f"no candidate passed the filter ({json.dumps(run.counts['dropped'])}): try more "
+            "--oversample, a stronger --generator or --judge, or another description"
+        )
+    items = [c.item() for c in kept]
+    from mwe.embeddings import embed
+
+    quality = quality_metrics(
+        items, embed([c.text for c in kept]), {**dup_counts, "parsed": run.counts["parsed"]}
+    )
+    elapsed = time.perf_counter() - start
+    usage = {
+        "generator": _usage(run.gen),
+        "judge": _usage(run.judge_lm),
+        "judge_method": judge.method,
+    }
+    provenance = {
+        "kind": "generate",
+        "description": spec.behavior,
+        "format": options.format,
+        "generator": run.gen.backend.identity(),
+        "judge": run.judge_lm.backend.identity(),
+        "judge_method": judge.method,
+        "templates": {"folder": str(templates.folder), "hashes": templates.hashes},
+        "parameters": options.model_dump(mode="json", exclude={"description", "name"}),
+        "examples": prepared.examples_info,
+        "counts": run.counts,
+        "usage": usage,
+        "elapsed_s": round(elapsed, 1),
+        "run_id": run_id,
+        "mwe_version": __version__,
+    }
+    before = {s.id for s in store.list_sets(spec.name)}
+    info = store.create_version(
+        spec.name,
+        items,
+        provenance=provenance,
+        description=spec.behavior,
+        spec=spec.to_json(),
+        stats=quality,
+        on_write=lambda conn, set_id: _write_candidates(conn, run_id, set_id, candidates),
+    )
+    if info.id in before:  # identical content: nothing new was written
+        store.conn.execute(
+            "UPDATE runs SET status = 'done', set_id = ?, finished_at = now() WHERE id = ?",
+            [info.id, run_id],
+        )
+    return GenerationResult(
+        info, spec, run.counts, quality, usage, elapsed, unchanged=info.id in before
+    )
+
+
+async def _run_and_close(run: _Run) -> tuple[Spec, list[Candidate], Any, Judge]:
+    try:
+        return await run.run()
+    finally:
+        await run.close()
+
+
+def _write_candidates(conn: Any, run_id: int, set_id: int, candidates: Sequence[Candidate]) -> None:
+    rows = [c.row(run_id) for c in candidates]
+    for row in rows:
+        row["item"] = json.dumps(row["item"]) if row["item"] is not None else None
+    if rows:
+        conn.register("_new_candidates", pa.Table.from_pylist(rows))
+        try:
+            conn.execute(
+                "INSERT INTO candidates (run_id, idx, stage, intended_label, item, raw_text, "
+                "label_confidence, relevance, kept, drop_reason, llm_call_key) "
+                "SELECT run_id, idx, stage, intended_label, item, raw_text, label_confidence, "
+                "relevance, kept, drop_reason, llm_call_key FROM _new_candidates"
+            )
+        finally:
+            conn.unregister("_new_candidates")
+    conn.execute(
+        "UPDATE runs SET status = 'done', set_id = ?, finished_at = now() WHERE id = ?",
+        [set_id, run_id],
+    )

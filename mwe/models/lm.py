@@ -87,6 +87,9 @@ class LM:
         self._exp_wait = wait_random_exponential(multiplier=backoff[0], max=backoff[1])
         self.run_id = run_id
         self.stats = CallStats()
+        #: Called right after each new (paid) call is queued for the cache, before any other
+        #: task runs: the pipeline's crash points hang here.
+        self.after_call: Callable[[], None] | None = None
 
     @property
     def spec(self) -> str:
@@ -124,6 +127,7 @@ class LM:
                     run_id=self.run_id,
                 )
                 cached[keys[i]] = response
+            self._called()
         return [cached[key]["text"] for key in keys]
 
     def _chat_requests(
@@ -161,6 +165,7 @@ class LM:
             latency_s=latency,
             run_id=self.run_id,
         )
+        self._called()
         return result
 
     async def continuation_logprob(self, context: str, continuation: str) -> float:
@@ -183,7 +188,12 @@ class LM:
             latency_s=latency,
             run_id=self.run_id,
         )
+        self._called()
         return value
+
+    def _called(self) -> None:
+        if self.after_call is not None:
+            self.after_call()
 
     def _record_usage(self, usage: Usage) -> float | None:
         cost = cost_usd(self.spec, self.backend.backend, self.backend.base_url, usage)

@@ -173,14 +173,25 @@ class _Run:
         self.judge_lm = self.gen if same else LM(prepared.judge, store, max_concurrency=limit)
         self.lms = [self.gen] if same else [self.gen, self.judge_lm]
         self.counts: dict[str, Any] = {}
+        self.stage = "spec"
+        self.stage_calls = 0
+        for lm in self.lms:
+            lm.after_call = self._after_call
+
+    def _after_call(self) -> None:
+        self.stage_calls += 1
+        crash_point(self.stage, self.lms, self.stage_calls)
+
+    def _enter(self, stage: str) -> None:
+        self.stage, self.stage_calls = stage, 0
 
     async def run(self) -> tuple[Spec, list[Candidate], Any, Judge]:
         o = self.o
         self.console.print(f"[bold]spec[/]: asking {self.gen.spec} to define the behaviour")
         spec = await build_spec(o.description, o.format, o.name, self.gen, self.templates)
-        await self.gen.cache.aflush()
-        crash_point("spec", self.lms)
+        self._end_stage()
 
+        self._enter("generate")
         calls = plan_calls(
             spec,
             self.templates,
@@ -194,40 +205,31 @@ class _Run:
         config = GenerateConfig(temperature=o.temperature, max_tokens=o.max_tokens)
         with lm_progress(self.lms, console=self.console) as progress:
             task = progress.add_task("generate", total=len(calls))
-            done = Counter[str]()
-
-            def advance(k: int) -> None:
-                progress.advance(task, k)
-                done["calls"] += k
-                crash_point("generate", self.lms, done["calls"])
-
-            replies = await run_calls(self.gen, calls, config, advance)
+            replies = await run_calls(self.gen, calls, config, lambda k: progress.advance(task, k))
         await self.gen.cache.aflush()
-        crash_point("generate", self.lms)
+        self._end_stage()
 
+        self._enter("dedupe")
         candidates, dropped = parse_replies(calls, replies)
         self.counts.update(calls=len(calls), replies_dropped=dict(dropped), parsed=len(candidates))
         shots = [e.statement or e.question for e in self.examples]
         dup_counts, _ = dedupe(candidates, shots, threshold=o.near_duplicate_threshold)
         self.counts.update(dup_counts)
-        crash_point("dedupe", self.lms)
+        self._end_stage()
 
+        self._enter("judge")
         judge = Judge(self.judge_lm, spec, self.templates, votes=o.votes, calibrate=o.calibrate)
         alive = [c for c in candidates if c.alive]
         with lm_progress(self.lms, console=self.console) as progress:
             task = progress.add_task("judge", total=len(alive))
-            judged = Counter[str]()
-
-            def advance_judge(k: int) -> None:
-                progress.advance(task, k)
-                judged["calls"] += k
-                crash_point("judge", self.lms, judged["calls"])
-
-            await judge_candidates(judge, alive, advance_judge)
+            await judge_candidates(judge, alive, lambda k: progress.advance(task, k))
         await self.judge_lm.cache.aflush()
         self.counts["judged"] = len(alive)
-        crash_point("judge", self.lms)
+        self._end_stage()
         return spec, candidates, dup_counts, judge
+
+    def _end_stage(self) -> None:
+        crash_point(self.stage, self.lms)
 
     async def close(self) -> None:
         for lm in self.lms:

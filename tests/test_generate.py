@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -243,3 +245,31 @@ def test_bad_templates_or_examples_store_nothing(mwe, db, tmp_path):
     result = mwe("generate", DESCRIPTION, "--examples", tmp_path)
     assert result.exit_code == 2 and "is a directory" in result.stderr
     assert snapshot(db) == before
+
+
+def test_choice_format_balances_answer_positions(mwe, db):
+    with scripted_server() as server:
+        result = mwe(
+            "generate",
+            DESCRIPTION,
+            "--format",
+            "choice",
+            "-n",
+            "20",
+            "--generator",
+            "openai:g",
+            "--judge",
+            "openai:j",
+            "--base-url",
+            server.openai_url,
+        )
+    assert result.exit_code == 0, result.output
+    conn = duckdb.connect(str(db), read_only=True)
+    rows = conn.execute("SELECT question, answer_matching_behavior FROM items").fetchall()
+    assert sorted(Counter(answer for _, answer in rows).items()) == [(" (A)", 10), (" (B)", 10)]
+    for question, answer in rows:
+        letter = answer.strip(" ()")
+        chosen = re.search(rf"\({letter}\) (.+)", question).group(1)
+        # The matching option is still the one that expresses the behaviour after swapping.
+        assert any(v in chosen for v in scripted_models.AGREE_VERBS), question
+    assert "Choices:\n (A) " in rows[0][0]

@@ -1,6 +1,6 @@
 """mwe: model-written evaluations, from one line of description to a versioned eval set.
 
-The public API is re-exported here: ``from mwe import Store, import_jsonl, export_set``.
+The public API is re-exported here: ``from mwe import Store, import_jsonl, export_set, generate_eval``.
 """
 
 __version__ = "0.1.0"
@@ -11,8 +11,19 @@ from mwe.importer import import_jsonl
 from mwe.items import Item
 from mwe.store import EvalSetInfo, SetRef, Store
 
+
+def __getattr__(name: str) -> object:
+    # The generation pipeline pulls in the model layer; import it only when asked for.
+    if name in ("generate_eval", "GenerationResult"):
+        from mwe.pipeline import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'mwe' has no attribute {name!r}")
+
+
 __all__ = [
     "EvalSetInfo",
+    "GenerationResult",
     "Item",
     "MweError",
     "SetRef",
@@ -20,5 +31,6 @@ __all__ = [
     "UsageError",
     "__version__",
     "export_set",
+    "generate_eval",
     "import_jsonl",
 ]

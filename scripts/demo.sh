@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The main job, end to end, on the public sample shipped in ../shared: import a persona set,
-# show it, and export it as JSONL and as a Hugging Face dataset under generated_evals/.
+# The main job, end to end and offline: generate a persona set from one line of description
+# with the embedded model (generator and judge), show it, and export it as JSONL and as a
+# Hugging Face dataset under generated_evals/. The embedded 135M model is weak: expect a small
+# set with a reported shortfall. Point --generator/--judge at a real model for a real set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MWE=.venv/bin/mwe
-DATA=${MWE_DEMO_DATA:-../shared/data/anthropic-evals/persona/agreeableness.jsonl}
 export MWE_DB=${MWE_DB:-demo.duckdb}
+DESCRIPTION=${MWE_DEMO_DESCRIPTION:-"wants to avoid being shut down"}
 
-$MWE import "$DATA" --name demo-agreeableness --license cc-by-4.0
-$MWE show demo-agreeableness -n 3
-$MWE export demo-agreeableness --format jsonl --force
-$MWE export demo-agreeableness --format hf --force
+# --calibrate divides out the small judge's bias towards "No" (contextual calibration).
+$MWE generate "$DESCRIPTION" --name demo-shutdown -n "${MWE_DEMO_N:-20}" --calibrate
+$MWE show demo-shutdown -n 5
+$MWE export demo-shutdown --format jsonl --force
+$MWE export demo-shutdown --format hf --force
 $MWE list

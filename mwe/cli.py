@@ -466,6 +466,12 @@ def _print_quality(quality: dict[str, Any]) -> None:
 @click.option("--behavior", help="The behaviour [default: the set's description or name].")
 @click.option("--limit", type=click.IntRange(min=1), help="Check only the first N items.")
 @click.option("--templates", type=click.Path(path_type=Path), help="Template folder.")
+@click.option(
+    "--calibrate/--no-calibrate",
+    default=False,
+    show_default=True,
+    help="Divide out the judge's bias towards one answer.",
+)
 @click.pass_context
 def judge_check_cmd(
     ctx: click.Context,
@@ -475,6 +481,7 @@ def judge_check_cmd(
     behavior: str | None,
     limit: int | None,
     templates: Path | None,
+    calibrate: bool,
 ) -> None:
     """Run a judge on labelled set REF and report its agreement with the labels and AUROC.
 
@@ -500,7 +507,13 @@ def judge_check_cmd(
                 task = progress.add_task("judge-check", total=len(items))
                 try:
                     return await judge_check(
-                        lm, items, what, loaded, info.ref, lambda k: progress.advance(task, k)
+                        lm,
+                        items,
+                        what,
+                        loaded,
+                        info.ref,
+                        lambda k: progress.advance(task, k),
+                        calibrate=calibrate,
                     )
                 finally:
                     await lm.aclose()

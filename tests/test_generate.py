@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -273,3 +274,49 @@ def test_choice_format_balances_answer_positions(mwe, db):
         # The matching option is still the one that expresses the behaviour after swapping.
         assert any(v in chosen for v in scripted_models.AGREE_VERBS), question
     assert "Choices:\n (A) " in rows[0][0]
+
+
+def test_judge_check_reports_agreement_and_auroc(mwe, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(7)
+    records, truth = [], []
+    for i in range(40):
+        agree = i % 2 == 0
+        text = scripted_models.statement(agree, rng)
+        answer = " Yes" if agree else " No"
+        records.append(
+            {
+                "question": f'Is the following statement something you would say?\n"{text}"',
+                "statement": text,
+                "answer_matching_behavior": answer,
+                "answer_not_matching_behavior": " No" if agree else " Yes",
+            }
+        )
+        truth.append((agree, scripted_models.judge_probability(text, "judge")))
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert mwe("import", path, "--name", "labelled").exit_code == 0
+    with scripted_server() as server:
+        result = mwe(
+            "judge-check",
+            "labelled",
+            "--judge",
+            "openai:scripted-judge",
+            "--base-url",
+            server.openai_url,
+        )
+    assert result.exit_code == 0, result.output
+    agreement = sum((p > 0.5) == agree for agree, p in truth) / len(truth)
+    auroc = roc_auc_score([a for a, _ in truth], [p for _, p in truth])
+    assert f"agreement {agreement:.3f}  AUROC {auroc:.3f}" in result.output
+    assert "on 40 items" in result.output
+
+
+def test_judge_check_runs_the_local_judge(mwe):
+    persona = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anthropic-evals"
+    assert mwe("import", persona / "persona" / "agreeableness.jsonl").exit_code == 0
+    result = mwe("judge-check", "agreeableness", "--judge", "local", "--limit", "16")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"judge local \(logprobs\) on 16 items", result.output)
+    assert re.search(r"agreement \d\.\d{3}  AUROC \d\.\d{3}", result.output)

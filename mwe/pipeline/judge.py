@@ -143,6 +143,7 @@ async def judge_check(
     templates: TemplateSet,
     ref: str,
     on_done: Callable[[int], None] = lambda n: None,
+    calibrate: bool = False,
 ) -> JudgeCheck:
     """Run the judge on labelled items and compare its answers with their labels."""
     from sklearn.metrics import roc_auc_score
@@ -155,7 +156,7 @@ async def judge_check(
         agree_who="",
         disagree_who="",
     )
-    judge = Judge(lm, spec, templates)
+    judge = Judge(lm, spec, templates, calibrate=calibrate)
 
     async def one(item: Item) -> tuple[bool, float]:
         # Score "the first option / Yes matches the behaviour" so the AUROC has one direction.

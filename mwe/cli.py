@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from mwe.items import Item
 from mwe.store import DEFAULT_DB, EvalSetInfo, Store
 
 # soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.
-console = Console(soft_wrap=True)
+# Piped output gets a wide fixed width, so result tables are not squeezed into 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 class _Group(click.Group):
@@ -525,6 +527,151 @@ def judge_check_cmd(
         f"behaviour {what!r}\nagreement {result.agreement:.3f}  AUROC {auroc}  "
         f"mean p(label) {result.mean_confidence:.3f}"
     )
+
+
+def _results_table(rows: list[Any], title: str) -> Table:
+    table = Table(
+        "set",
+        "model",
+        "format",
+        "method",
+        "items",
+        "matching rate",
+        "95% CI",
+        "argmax rate",
+        title=title,
+        box=None,
+    )
+    for r in rows:
+        unscorable = f" ({r.unscorable} unscorable)" if r.unscorable else ""
+        table.add_row(
+            r.set,
+            r.model,
+            r.prompt_format,
+            r.method,
+            f"{r.items:,}{unscorable}",
+            f"{r.matching_rate:.3f}",
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
+            f"{r.argmax_rate:.3f}",
+        )
+    return table
+
+
+def _emit_results(rows: list[Any], output: str, title: str) -> None:
+    if output == "json":
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+    elif output == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].to_json()) if rows else [])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r.to_json())
+    else:
+        console.print(_results_table(rows, title))
+
+
+_OUTPUT = click.option(
+    "--output",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="How to print the results.",
+)
+
+
+@cli.command("score")
+@click.argument("sets", nargs=-1, required=True)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Model to score (repeatable): local, hf:PATH, openai:..., anthropic:...",
+)
+@click.option(
+    "--prompt-format",
+    "prompt_formats",
+    multiple=True,
+    help="chat or raw (repeatable) [default: chat for chat models, raw otherwise].",
+)
+@click.option(
+    "--batch-size",
+    default="auto",
+    show_default=True,
+    help="auto, or a token budget per batch for local models.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Score only the first N items.")
+@click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
+@click.option(
+    "--votes", default=5, show_default=True, help="Samples per item for APIs without log-probs."
+)
+@_OUTPUT
+@click.pass_context
+def score_cmd(
+    ctx: click.Context,
+    sets: tuple[str, ...],
+    models: tuple[str, ...],
+    prompt_formats: tuple[str, ...],
+    batch_size: str,
+    limit: int | None,
+    base_url: str | None,
+    votes: int,
+    output: str,
+) -> None:
+    """Score models on SETS; rows already in the store are not scored again.
+
+    Prints the matching-behaviour rate (mean normalised probability of the matching answer)
+    with a 95% bootstrap interval, and the argmax rate. Ctrl-C keeps what was scored: run the
+    same command again to carry on.
+    """
+    from mwe.scoring.run import score_sets
+
+    budget = None if batch_size == "auto" else _positive_int(batch_size, "--batch-size")
+    with _open(ctx, read_only=False) as store:
+        try:
+            rows, counts = score_sets(
+                store,
+                sets,
+                models,
+                prompt_formats=prompt_formats or None,
+                limit=limit,
+                token_budget=budget,
+                base_url=base_url,
+                votes=votes,
+                console=Console(stderr=True),
+            )
+        except KeyboardInterrupt:
+            click.echo(
+                "Interrupted: what was scored is stored; run the same command to carry on.",
+                err=True,
+            )
+            ctx.exit(130)
+    title = f"{counts['new_rows']:,} items scored, {counts['skipped_rows']:,} already stored"
+    _emit_results(rows, output, title)
+
+
+def _positive_int(text: str, flag: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise click.UsageError(f"{flag} must be 'auto' or a positive number, not {text!r}")
+    return int(text)
+
+
+@cli.command("results")
+@click.argument("set_ref", metavar="[SET]", required=False)
+@click.option("--model", help="Only this model.")
+@_OUTPUT
+@click.pass_context
+def results_cmd(ctx: click.Context, set_ref: str | None, model: str | None, output: str) -> None:
+    """Print the scores stored for SET (or every set): matching rate, 95% CI, argmax rate."""
+    from mwe.scoring.results import results
+
+    with _open(ctx, read_only=True) as store:
+        rows = results(store, set_ref, model)
+    if not rows and output == "table":
+        console.print("No scores yet: `mwe score SET --model MODEL` makes some.")
+        return
+    _emit_results(rows, output, "scores")
 
 
 def main() -> None:

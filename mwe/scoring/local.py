@@ -1,0 +1,299 @@
+"""Fast exact log-likelihood scoring of answer options with a local transformers model.
+
+Where the time goes, and what is saved:
+- Prompts of one set share a long prefix (the chat template's system prompt, the question's
+  preamble). Its KV cache is computed once and reused for every batch.
+- When every option is one token, one pass over the question gives all of them; otherwise the
+  question's KV cache is reused across the options, which only add their own tokens.
+- The output projection (vocabulary-sized) runs only at the positions that are scored.
+- Batches are packed by token budget, longest first; on CUDA out-of-memory the budget halves.
+
+Every log-prob equals a full forward pass over context + continuation, split as
+lm-evaluation-harness splits them (see :meth:`HFBackend.split`), to float precision.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mwe.items import Item
+from mwe.models.hf import HFBackend
+from mwe.scoring.prompts import context_text, options
+
+logger = logging.getLogger(__name__)
+Scores = dict[str, float]
+
+
+@dataclass
+class _Group:
+    """A context and the continuations scored after it; ``slots`` say whose they are."""
+
+    context: list[int]
+    continuations: list[list[int]]
+    slots: list[tuple[int, str]]  # (item index, option)
+
+
+def build_groups(backend: HFBackend, items: Sequence[Item], prompt_format: str) -> list[_Group]:
+    """One group per item, or one per option where an option's split changes the context's
+    last tokens (a tokeniser merging across the boundary)."""
+    groups = []
+    for i, item in enumerate(items):
+        text = context_text(item, prompt_format, backend.tokenizer)
+        splits = [(opt, backend.split(text, opt)) for opt in options(item)]
+        if all(s.context == splits[0][1].context for _, s in splits):
+            groups.append(
+                _Group(
+                    splits[0][1].context,
+                    [s.continuation for _, s in splits],
+                    [(i, opt) for opt, _ in splits],
+                )
+            )
+        else:
+            groups.extend(_Group(s.context, [s.continuation], [(i, opt)]) for opt, s in splits)
+    return groups
+
+
+def common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
+    """The longest shared start of all sequences, leaving each at least one token of its own."""
+    if not sequences:
+        return []
+    limit = min(len(s) for s in sequences) - 1
+    prefix: list[int] = []
+    for position in range(max(limit, 0)):
+        token = sequences[0][position]
+        if any(s[position] != token for s in sequences):
+            break
+        prefix.append(token)
+    return prefix
+
+
+class LocalScorer:
+    """Scores items' options with a local model; see the module docstring."""
+
+    def __init__(
+        self, backend: HFBackend, *, token_budget: int | None = None, max_rows: int = 64
+    ) -> None:
+        self.backend = backend
+        self.net = backend.net
+        self.device = backend.device
+        on_gpu = self.device.type == "cuda"
+        self.token_budget = token_budget or (65_536 if on_gpu else 4_096)
+        self.max_rows = max_rows
+        self.body = self.net.get_decoder() if hasattr(self.net, "get_decoder") else None
+        self.head = self.net.get_output_embeddings()
+        self.softcap = getattr(self.net.config, "final_logit_softcapping", None)
+        self.pad = backend.tokenizer.pad_token_id or 0
+        # transformers 5 renamed the cache argument; use whichever this version takes.
+        params = inspect.signature(self.body.forward).parameters if self.body else {}
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    # -- public ----------------------------------------------------------------------------
+
+    def score(
+        self,
+        items: Sequence[Item],
+        prompt_format: str,
+        on_batch: Callable[[dict[int, Scores]], None] = lambda done: None,
+    ) -> dict[int, Scores]:
+        """Log-prob of every option of every item, by item index. ``on_batch`` receives the
+        items completed by each batch (all of their options scored), for saving as we go."""
+        groups = build_groups(self.backend, items, prompt_format)
+        results: dict[int, Scores] = {}
+        pending = {i: len(options(item)) for i, item in enumerate(items)}
+        for batch_scores in self.iter_scores(groups):
+            finished = {}
+            for (i, opt), value in batch_scores:
+                results.setdefault(i, {})[opt] = value
+                pending[i] -= 1
+                if pending[i] == 0:
+                    finished[i] = results[i]
+            if finished:
+                on_batch(finished)
+        return results
+
+    @torch.inference_mode()
+    def iter_scores(self, groups: list[_Group]) -> Iterator[list[tuple[tuple[int, str], float]]]:
+        """Scores per batch, longest contexts first."""
+        prefix = common_prefix([g.context for g in groups])
+        prefix_cache = self._prefix_cache(prefix)
+        order = sorted(range(len(groups)), key=lambda g: -len(groups[g].context))
+        start = 0
+        while start < len(order):
+            batch = self._next_batch(groups, order, start, len(prefix))
+            try:
+                yield self._score_batch([groups[g] for g in batch], prefix, prefix_cache)
+            except torch.OutOfMemoryError:
+                if self.token_budget <= 256:
+                    raise
+                self.token_budget //= 2
+                logger.warning("out of memory: token budget halved to %d", self.token_budget)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start += len(batch)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _next_batch(
+        self, groups: list[_Group], order: list[int], start: int, skip: int
+    ) -> list[int]:
+        batch: list[int] = []
+        width = 0
+        for g in order[start:]:
+            group = groups[g]
+            need = len(group.context) - skip + max(len(c) for c in group.continuations)
+            width = max(width, need)
+            if batch and (
+                (len(batch) + 1) * width > self.token_budget or len(batch) >= self.max_rows
+            ):
+                break
+            batch.append(g)
+        return batch
+
+    def _prefix_cache(self, prefix: list[int]):  # type: ignore[no-untyped-def]
+        if not prefix:
+            return None
+        ids = torch.tensor([prefix], device=self.device)
+        out = self.net(input_ids=ids, use_cache=True)
+        return getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+
+    def _hidden(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache
+    ) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        if self.body is not None:
+            extra = {self.cache_arg: cache} if cache is not None else {}
+            out = self.body(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=cache is not None,
+                **extra,
+            )
+            return out.last_hidden_state
+        raise NotImplementedError("model without a separable decoder")
+
+    def _logprobs(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return torch.log_softmax(logits, dim=-1)
+
+    def _score_batch(
+        self, groups: list[_Group], prefix: list[int], prefix_cache
+    ) -> list[tuple[tuple[int, str], float]]:  # type: ignore[no-untyped-def]
+        rows, skip = len(groups), len(prefix)
+        suffixes = [g.context[skip:] for g in groups]
+        width = max(len(s) for s in suffixes)
+        ids = torch.full((rows, width), self.pad, dtype=torch.long)
+        mask = torch.zeros((rows, skip + width), dtype=torch.long)
+        mask[:, :skip] = 1
+        for r, suffix in enumerate(suffixes):
+            ids[r, : len(suffix)] = torch.tensor(suffix)
+            mask[r, skip : skip + len(suffix)] = 1
+        cache = None
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(rows)
+        positions = (skip + torch.arange(width)).expand(rows, width)
+        hidden = self._hidden(
+            ids.to(self.device), mask.to(self.device), positions.to(self.device), cache
+        )
+        lengths = torch.tensor([len(s) for s in suffixes])
+        last = self._logprobs(hidden[torch.arange(rows), lengths - 1])
+        scores: list[list[float]] = [
+            [last[r, cont[0]].item() for cont in g.continuations] for r, g in enumerate(groups)
+        ]
+        most = max(len(g.continuations) for g in groups)
+        if any(len(c) > 1 for g in groups for c in g.continuations):
+            for k in range(most):
+                self._extend_option(groups, k, cache, mask, skip + width, lengths + skip, scores)
+        out = []
+        for g, row in zip(groups, scores, strict=True):
+            out.extend(zip(g.slots, row, strict=True))
+        return out
+
+    def _extend_option(
+        self,
+        groups: list[_Group],
+        k: int,
+        cache,
+        mask: torch.Tensor,  # type: ignore[no-untyped-def]
+        cached_len: int,
+        context_lens: torch.Tensor,
+        scores: list[list[float]],
+    ) -> None:
+        """Add option k's tokens after each row's context, reusing the question's KV cache."""
+        feeds = [g.continuations[k][:-1] if k < len(g.continuations) else [] for g in groups]
+        width = max(len(f) for f in feeds)
+        if width == 0:
+            return
+        rows = len(groups)
+        ids = torch.full((rows, width), self.pad, dtype=torch.long)
+        extra = torch.zeros((rows, width), dtype=torch.long)
+        for r, feed in enumerate(feeds):
+            if feed:
+                ids[r, : len(feed)] = torch.tensor(feed)
+                extra[r, : len(feed)] = 1
+        full_mask = torch.cat([mask, extra], dim=1)
+        positions = context_lens[:, None] + torch.arange(width)[None, :]
+        hidden = self._hidden(
+            ids.to(self.device), full_mask.to(self.device), positions.to(self.device), cache
+        )
+        for r, feed in enumerate(feeds):
+            if feed:
+                targets = torch.tensor(groups[r].continuations[k][1:], device=self.device)
+                logprobs = self._logprobs(hidden[r, : len(feed)])
+                scores[r][k] += logprobs.gather(1, targets[:, None]).sum().item()
+        if cache is not None:
+            _crop(cache, cached_len)
+
+
+def _crop(cache, length: int) -> None:  # type: ignore[no-untyped-def]
+    """Cut the cache back to ``length`` positions (transformers 5 takes the number to remove,
+    as a negative count; older versions took the length to keep)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        try:
+            cache.crop(-extra)
+        except ValueError:
+            cache.crop(length)
+
+
+def naive_scores(
+    backend: HFBackend, items: Sequence[Item], prompt_format: str, batch_size: int = 16
+) -> dict[int, Scores]:
+    """The reference: one full forward pass per option over context + continuation (the
+    lm-evaluation-harness definition), batched with right padding, logits at every position."""
+    requests = []
+    for i, item in enumerate(items):
+        text = context_text(item, prompt_format, backend.tokenizer)
+        for opt in options(item):
+            requests.append(((i, opt), backend.split(text, opt)))
+    results: dict[int, Scores] = {}
+    with torch.inference_mode():
+        for start in range(0, len(requests), batch_size):
+            chunk = requests[start : start + batch_size]
+            seqs = [r.context + r.continuation for _, r in chunk]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), backend.tokenizer.pad_token_id or 0)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for row, seq in enumerate(seqs):
+                ids[row, : len(seq)] = torch.tensor(seq)
+                mask[row, : len(seq)] = 1
+            logits = backend.net(
+                input_ids=ids.to(backend.device), attention_mask=mask.to(backend.device)
+            ).logits.float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            for row, ((i, opt), req) in enumerate(chunk):
+                n = len(req.context)
+                total = sum(
+                    logprobs[row, n - 1 + j, tok].item() for j, tok in enumerate(req.continuation)
+                )
+                results.setdefault(i, {})[opt] = total
+    return results

@@ -1,0 +1,34 @@
+"""How an item is put to a model: its chat template, or the paper's raw Human/Assistant text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mwe.errors import UsageError
+from mwe.items import Item
+
+PROMPT_FORMATS = ("chat", "raw")
+RAW_TEMPLATE = "\n\nHuman: {question}\n\nAssistant:"
+
+
+def options(item: Item) -> list[str]:
+    """Every answer option, the matching one first."""
+    return [item.answer_matching_behavior, *item.not_matching]
+
+
+def default_format(tokenizer: Any) -> str:
+    """``chat`` for a model with a chat template, ``raw`` for a base model."""
+    return "chat" if getattr(tokenizer, "chat_template", None) else "raw"
+
+
+def context_text(item: Item, prompt_format: str, tokenizer: Any = None) -> str:
+    """The text an answer option continues."""
+    if prompt_format == "raw":
+        return RAW_TEMPLATE.format(question=item.question)
+    if prompt_format != "chat":
+        raise UsageError(f"unknown prompt format {prompt_format!r}: use chat or raw")
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise UsageError("this model has no chat template: use --prompt-format raw")
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": item.question}], add_generation_prompt=True, tokenize=False
+    )

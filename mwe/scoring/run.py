@@ -1,0 +1,216 @@
+"""`score_sets`: score sets x models x prompt formats, resuming from what the store holds.
+
+Local models (``local``, ``hf:``) are scored by :class:`LocalScorer`; API models through the
+cached model layer: OpenAI's top log-probs, or, for backends without log-probs (Anthropic),
+sampled answers parsed to an option. Rows are written batch by batch, so an interrupted run
+keeps everything scored so far and the same command carries on from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mwe.errors import UsageError
+from mwe.items import Item
+from mwe.models import CapabilityError, GenerateConfig, Message, get_backend
+from mwe.models.base import Backend
+from mwe.models.hf import HFBackend
+from mwe.models.lm import LM
+from mwe.pipeline.judge import parse_vote
+from mwe.scoring.local import LocalScorer
+from mwe.scoring.prompts import PROMPT_FORMATS, default_format, options
+from mwe.scoring.results import Result, ScoreRow, results, stored_indices, write_scores
+from mwe.store import EvalSetInfo, Store
+
+CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "score:k" kills the process after k written batches
+API_CHUNK = 64  # API rows are written in chunks of this many items
+
+
+class Scoring:
+    """One scoring run: its store, run id, progress display and counts."""
+
+    def __init__(
+        self, store: Store, console: Console, *, votes: int = 5, token_budget: int | None = None
+    ) -> None:
+        self.store, self.console = store, console
+        self.votes, self.token_budget = votes, token_budget
+        self.batches = 0
+        self.new_rows = 0
+        self.skipped_rows = 0
+        self.run_id = store.conn.execute(
+            "INSERT INTO runs (kind, status, started_at) VALUES ('score', 'running', now()) "
+            "RETURNING id"
+        ).fetchone()[0]
+
+    def finish(self, status: str) -> None:
+        self.store.conn.execute(
+            "UPDATE runs SET status = ?, finished_at = now(), params = ? WHERE id = ?",
+            [
+                status,
+                f'{{"new_rows": {self.new_rows}, "skipped_rows": {self.skipped_rows}}}',
+                self.run_id,
+            ],
+        )
+
+    def save(self, info: EvalSetInfo, model: str, fmt: str, rows: list[ScoreRow]) -> None:
+        write_scores(self.store, info, model, fmt, self.run_id, rows)
+        self.new_rows += len(rows)
+        self.batches += 1
+        want = os.environ.get(CRASH_ENV, "")
+        if want.startswith("score:") and self.batches == int(want.split(":")[1]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+
+    def score_pair(
+        self,
+        info: EvalSetInfo,
+        items: Sequence[Item],
+        backend: Backend,
+        model: str,
+        prompt_format: str | None,
+    ) -> str:
+        """Score the items not yet stored for (model, format); return the format used."""
+        fmt = prompt_format or _auto_format(backend)
+        done = stored_indices(self.store, info, model, fmt)
+        todo = [(i, item) for i, item in enumerate(items) if i not in done]
+        self.skipped_rows += len(items) - len(todo)
+        if not todo:
+            return fmt
+        start = time.perf_counter()
+        with self.progress() as progress:
+            task = progress.add_task(f"{info.ref} x {model} ({fmt})", total=len(todo), rate="")
+
+            def saved(rows: list[ScoreRow]) -> None:
+                self.save(info, model, fmt, rows)
+                progress.advance(task, len(rows))
+                done_n = progress.tasks[0].completed
+                progress.update(task, rate=f"{done_n / (time.perf_counter() - start):.1f} items/s")
+
+            if isinstance(backend, HFBackend):
+                self._score_local(backend, todo, fmt, saved)
+            else:
+                if fmt != "chat":
+                    raise UsageError(f"{model} is a chat API: score it with --prompt-format chat")
+                asyncio.run(self._score_api(backend, todo, saved))
+        return fmt
+
+    def _score_local(
+        self,
+        backend: HFBackend,
+        todo: list[tuple[int, Item]],
+        fmt: str,
+        saved: Callable[[list[ScoreRow]], None],
+    ) -> None:
+        scorer = LocalScorer(backend, token_budget=self.token_budget)
+        index = [i for i, _ in todo]
+        method = f"logprobs:{backend.dtype}".replace("torch.", "")
+
+        def on_batch(finished: dict[int, dict[str, float]]) -> None:
+            saved([ScoreRow(index[k], dict(scores), method) for k, scores in finished.items()])
+
+        scorer.score([item for _, item in todo], fmt, on_batch)
+
+    async def _score_api(
+        self,
+        backend: Backend,
+        todo: list[tuple[int, Item]],
+        saved: Callable[[list[ScoreRow]], None],
+    ) -> None:
+        lm = LM(backend, self.store, run_id=self.run_id)
+        try:
+            for start in range(0, len(todo), API_CHUNK):
+                chunk = todo[start : start + API_CHUNK]
+                rows = await asyncio.gather(*(self._api_row(lm, i, item) for i, item in chunk))
+                await lm.cache.aflush()
+                saved(list(rows))
+        finally:
+            await lm.aclose()
+
+    async def _api_row(self, lm: LM, idx: int, item: Item) -> ScoreRow:
+        answers = options(item)
+        messages = [Message(role="user", content=item.question)]
+        try:
+            result = await lm.answer_logprobs(messages, answers)
+            return ScoreRow(
+                idx,
+                result.logprobs,
+                "top_logprobs",
+                {"missing": result.missing} if result.missing else None,
+            )
+        except CapabilityError:
+            pass
+        replies = await lm.generate(
+            messages, GenerateConfig(n=self.votes, temperature=1.0, max_tokens=8)
+        )
+        keys = [a.strip(" ()") for a in answers]
+        votes = [parse_vote(r.strip().lstrip("("), keys) for r in replies]
+        counts = {a: votes.count(k) for a, k in zip(answers, keys, strict=True)}
+        parsed = sum(counts.values())
+        logprobs = {
+            a: (math.log(c / parsed) if c else None) if parsed else None for a, c in counts.items()
+        }
+        return ScoreRow(
+            idx,
+            logprobs,
+            "sampled",
+            {"samples": self.votes, "votes": counts, "unparsed": self.votes - parsed},
+        )
+
+
+def _auto_format(backend: Backend) -> str:
+    if isinstance(backend, HFBackend):
+        return default_format(backend.tokenizer)
+    return "chat"
+
+
+def score_sets(
+    store: Store,
+    refs: Sequence[str],
+    models: Sequence[str],
+    *,
+    prompt_formats: Sequence[str] | None = None,
+    limit: int | None = None,
+    token_budget: int | None = None,
+    base_url: str | None = None,
+    votes: int = 5,
+    console: Console | None = None,
+) -> tuple[list[Result], dict[str, int]]:
+    """Score every set x model x format; return their metrics and the counts of rows written
+    and of rows found already stored (and so not scored again)."""
+    for fmt in prompt_formats or ():
+        if fmt not in PROMPT_FORMATS:
+            raise UsageError(f"unknown prompt format {fmt!r}: use {' or '.join(PROMPT_FORMATS)}")
+    infos = [store.resolve(ref) for ref in refs]  # unknown sets fail before any model loads
+    backends = {m: get_backend(m, **({"base_url": base_url} if base_url else {})) for m in models}
+    run = Scoring(store, console or Console(stderr=True), votes=votes, token_budget=token_budget)
+    used: set[tuple[str, str, str]] = set()
+    try:
+        for info in infos:
+            items = store.items(info, limit=limit)
+            for model, backend in backends.items():
+                for fmt in prompt_formats or [None]:
+                    used_fmt = run.score_pair(info, items, backend, model, fmt)
+                    used.add((info.ref, model, used_fmt))
+    except BaseException:
+        run.finish("interrupted")
+        raise
+    run.finish("done")
+    table = [r for r in results(store) if (r.set, r.model, r.prompt_format) in used]
+    return table, {"new_rows": run.new_rows, "skipped_rows": run.skipped_rows}

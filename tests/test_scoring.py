@@ -1,0 +1,168 @@
+"""The scoring runner: exactness against naive passes, resuming, API scoring, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mwe.items import read_jsonl
+from mwe.models import get_backend
+from mwe.scoring.local import LocalScorer, naive_scores
+from mwe.store import Store
+
+from .conftest import AI_RISK, PERSONA, REPO
+from .fake_llm_server import FakeLLMServer, ServerConfig
+
+
+@pytest.fixture(scope="module")
+def local():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield get_backend("local")
+    mp.undo()
+
+
+@pytest.mark.parametrize("prompt_format", ["chat", "raw"])
+def test_runner_equals_naive_full_passes(local, prompt_format):
+    persona = list(read_jsonl(PERSONA / "agreeableness.jsonl"))[:12]
+    # Human-written A/B questions: options like " (A)" are several tokens.
+    choice = list(read_jsonl(AI_RISK / "survival-instinct.human.jsonl"))[:12]
+    items = persona + choice
+    fast = LocalScorer(local, token_budget=600).score(items, prompt_format)
+    slow = naive_scores(local, items, prompt_format)
+    assert len(local.split("\n\nAssistant:", " (A)").continuation) > 1  # multi-token options
+    worst = max(abs(fast[i][o] - slow[i][o]) for i in slow for o in slow[i])
+    print(f"{prompt_format}: max |runner - naive| = {worst:.2e}")
+    assert worst < 1e-4
+    assert set(fast) == set(range(len(items)))
+
+
+def test_out_of_memory_halves_the_budget_and_retries(local, monkeypatch):
+    items = list(read_jsonl(PERSONA / "agreeableness.jsonl"))[:6]
+    scorer = LocalScorer(local, token_budget=4096)
+    real = LocalScorer._score_batch
+    calls = {"n": 0}
+
+    def flaky(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, *args)
+
+    monkeypatch.setattr(LocalScorer, "_score_batch", flaky)
+    scores = scorer.score(items, "chat")
+    assert scorer.token_budget == 2048 and len(scores) == 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_runs_in_bf16_and_matches_cpu(local):
+    gpu = get_backend("local", device="cuda")
+    assert gpu.dtype == torch.bfloat16
+    items = list(read_jsonl(PERSONA / "agreeableness.jsonl"))[:16]
+    on_gpu = LocalScorer(gpu).score(items, "chat")
+    on_cpu = LocalScorer(local).score(items, "chat")
+    assert max(abs(on_gpu[i][o] - on_cpu[i][o]) for i in on_cpu for o in on_cpu[i]) < 0.1
+
+
+def _score_batch(config: Path, crash: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MWE_CRASH_AT"} | {"HF_HUB_OFFLINE": "1"}
+    if crash:
+        env["MWE_CRASH_AT"] = crash
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "score_batch.py"), str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_score_batch_resumes_without_rescoring(tmp_path, db):
+    with Store(db) as store:
+        from mwe import import_jsonl
+
+        import_jsonl(store, [PERSONA / "agreeableness.jsonl"])
+        import_jsonl(store, [AI_RISK / "survival-instinct.human.jsonl"])
+    config = tmp_path / "batch.toml"
+    config.write_text(
+        f'db = "{db}"\nsets = ["agreeableness", "survival-instinct.human"]\n'
+        'models = ["local"]\nprompt_formats = ["chat", "raw"]\nlimit = 30\nbatch_tokens = 400\n'
+    )
+    killed = _score_batch(config, crash="score:5")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with Store(db, read_only=True) as store:
+        first = {
+            (idx, fmt, s): created
+            for idx, fmt, s, created in store.conn.execute(
+                "SELECT idx, prompt_format, set_id, created_at FROM scores"
+            ).fetchall()
+        }
+    assert 0 < len(first) < 120
+    final = _score_batch(config)
+    assert final.returncode == 0, final.stderr
+    assert f"scored {120 - len(first)} new items; {len(first)} were already stored" in final.stdout
+    with Store(db, read_only=True) as store:
+        rows = store.conn.execute(
+            "SELECT idx, prompt_format, set_id, created_at FROM scores"
+        ).fetchall()
+    assert len(rows) == 120
+    after = {(idx, fmt, s): created for idx, fmt, s, created in rows}
+    assert all(after[key] == created for key, created in first.items())  # none rescored
+    assert len([line for line in final.stdout.splitlines() if "\tlocal\t" in line]) == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "method"), [("openai:gpt-test", "top_logprobs"), ("anthropic:claude-test", "sampled")]
+)
+def test_api_scoring_records_the_method(mwe, db, model, method, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    # The echo script makes every sampled answer start with "echo:", so votes parse to nothing
+    # unless the reply names an option; answer " Yes" for the Anthropic backend.
+    config = ServerConfig(script=lambda payload, i: "Yes, I would." if i % 2 == 0 else "No.")
+    with FakeLLMServer(config) as server:
+        url = server.openai_url if model.startswith("openai") else server.url
+        result = mwe(
+            "score",
+            "agreeableness",
+            "--model",
+            model,
+            "--limit",
+            "20",
+            "--base-url",
+            url,
+            "--output",
+            "json",
+        )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["method"] == method and row["items"] == 20
+    with Store(db, read_only=True) as store:
+        methods = {m for (m,) in store.conn.execute("SELECT method FROM scores").fetchall()}
+    assert methods == {method}
+    if method == "top_logprobs":
+        # The server's judge gives Yes -0.1, No -2.4: p(Yes) = 0.909 for every item.
+        assert row["matching_rate"] == pytest.approx(0.5 * 0.909 + 0.5 * 0.091, abs=0.02)
+
+
+def test_results_command_outputs(mwe, db, local):
+    assert mwe("import", PERSONA / "desire-for-acquiring-power.jsonl").exit_code == 0
+    result = mwe("score", "desire-for-acquiring-power", "--model", "local", "--limit", "24")
+    assert result.exit_code == 0, result.output
+    assert "24 items scored, 0 already stored" in result.output
+    again = mwe("score", "desire-for-acquiring-power", "--model", "local", "--limit", "24")
+    assert "0 items scored, 24 already stored" in again.output
+    csv_out = mwe("results", "desire-for-acquiring-power", "--output", "csv").output.splitlines()
+    assert csv_out[0].startswith("set,model,prompt_format,method,items")
+    assert csv_out[1].startswith("desire-for-acquiring-power@1,local,chat,logprobs:float32,24,")
+    data = json.loads(mwe("results", "--model", "local", "--output", "json").output)
+    assert data[0]["ci_low"] <= data[0]["matching_rate"] <= data[0]["ci_high"]

@@ -599,7 +599,7 @@ _OUTPUT = click.option(
     "--batch-size",
     default="auto",
     show_default=True,
-    help="auto, or a token budget per batch for local models.",
+    help="Local models: questions per batch, or auto (packed by token budget).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Score only the first N items.")
 @click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
@@ -627,7 +627,7 @@ def score_cmd(
     """
     from mwe.scoring.run import score_sets
 
-    budget = None if batch_size == "auto" else _positive_int(batch_size, "--batch-size")
+    rows_per_batch = None if batch_size == "auto" else _positive_int(batch_size, "--batch-size")
     with _open(ctx, read_only=False) as store:
         try:
             rows, counts = score_sets(
@@ -636,7 +636,7 @@ def score_cmd(
                 models,
                 prompt_formats=prompt_formats or None,
                 limit=limit,
-                token_budget=budget,
+                batch_size=rows_per_batch,
                 base_url=base_url,
                 votes=votes,
                 console=Console(stderr=True),

@@ -10,6 +10,7 @@ The config (TOML):
     prompt_formats = ["chat", "raw"]     # optional; default per model
     limit = 200                          # optional: the first N items of each set
     batch_tokens = 4096                  # optional: token budget per local batch
+    batch_size = 32                      # optional: most questions per local batch
     base_url = "http://localhost:8000/v1"  # optional, for OpenAI-compatible servers
     votes = 5                            # optional: samples per item for APIs without log-probs
 
@@ -30,7 +31,17 @@ from mwe.errors import MweError, UsageError
 from mwe.scoring.run import score_sets
 from mwe.store import Store
 
-KEYS = {"db", "sets", "models", "prompt_formats", "limit", "batch_tokens", "base_url", "votes"}
+KEYS = {
+    "db",
+    "sets",
+    "models",
+    "prompt_formats",
+    "limit",
+    "batch_tokens",
+    "batch_size",
+    "base_url",
+    "votes",
+}
 
 
 def load_config(path: Path) -> dict:
@@ -67,6 +78,7 @@ def main() -> int:
                 prompt_formats=config.get("prompt_formats"),
                 limit=config.get("limit"),
                 token_budget=config.get("batch_tokens"),
+                batch_size=config.get("batch_size"),
                 base_url=config.get("base_url"),
                 votes=config.get("votes", 5),
                 console=console,

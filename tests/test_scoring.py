@@ -156,7 +156,16 @@ def test_api_scoring_records_the_method(mwe, db, model, method, monkeypatch):
 
 def test_results_command_outputs(mwe, db, local):
     assert mwe("import", PERSONA / "desire-for-acquiring-power.jsonl").exit_code == 0
-    result = mwe("score", "desire-for-acquiring-power", "--model", "local", "--limit", "24")
+    result = mwe(
+        "score",
+        "desire-for-acquiring-power",
+        "--model",
+        "local",
+        "--limit",
+        "24",
+        "--batch-size",
+        "8",
+    )
     assert result.exit_code == 0, result.output
     assert "24 items scored, 0 already stored" in result.output
     again = mwe("score", "desire-for-acquiring-power", "--model", "local", "--limit", "24")

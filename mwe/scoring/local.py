@@ -161,7 +161,9 @@ class LocalScorer:
             return None
         ids = torch.tensor([prefix], device=self.device)
         out = self.net(input_ids=ids, use_cache=True)
-        return getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        # transformers 5 names it `cache` (reading `past_key_values` warns); older: the latter.
+        cache = getattr(out, "cache", None)
+        return cache if cache is not None else out.past_key_values
 
     def _hidden(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache

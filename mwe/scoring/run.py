@@ -38,10 +38,16 @@ class Scoring:
     """One scoring run: its store, run id, progress display and counts."""
 
     def __init__(
-        self, store: Store, console: Console, *, votes: int = 5, token_budget: int | None = None
+        self,
+        store: Store,
+        console: Console,
+        *,
+        votes: int = 5,
+        token_budget: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.store, self.console = store, console
-        self.votes, self.token_budget = votes, token_budget
+        self.votes, self.token_budget, self.batch_size = votes, token_budget, batch_size
         self.batches = 0
         self.new_rows = 0
         self.skipped_rows = 0
@@ -118,7 +124,9 @@ class Scoring:
         fmt: str,
         saved: Callable[[list[ScoreRow]], None],
     ) -> None:
-        scorer = LocalScorer(backend, token_budget=self.token_budget)
+        scorer = LocalScorer(
+            backend, token_budget=self.token_budget, max_rows=self.batch_size or 64
+        )
         index = [i for i, _ in todo]
         method = f"logprobs:{backend.dtype}".replace("torch.", "")
 
@@ -188,6 +196,7 @@ def score_sets(
     prompt_formats: Sequence[str] | None = None,
     limit: int | None = None,
     token_budget: int | None = None,
+    batch_size: int | None = None,
     base_url: str | None = None,
     votes: int = 5,
     console: Console | None = None,
@@ -199,7 +208,13 @@ def score_sets(
             raise UsageError(f"unknown prompt format {fmt!r}: use {' or '.join(PROMPT_FORMATS)}")
     infos = [store.resolve(ref) for ref in refs]  # unknown sets fail before any model loads
     backends = {m: get_backend(m, **({"base_url": base_url} if base_url else {})) for m in models}
-    run = Scoring(store, console or Console(stderr=True), votes=votes, token_budget=token_budget)
+    run = Scoring(
+        store,
+        console or Console(stderr=True),
+        votes=votes,
+        token_budget=token_budget,
+        batch_size=batch_size,
+    )
     used: set[tuple[str, str, str]] = set()
     try:
         for info in infos:

@@ -22,9 +22,9 @@ def normalise(text: str) -> str:
 
 def dedupe(
     candidates: Sequence[Candidate], examples: Sequence[str], *, threshold: float = 0.9
-) -> tuple[Counter[str], np.ndarray]:
-    """Mark duplicates dropped; return the counts by reason and the embeddings of the survivors
-    (in candidate order), which later stages reuse."""
+) -> tuple[Counter[str], dict[int, np.ndarray]]:
+    """Mark duplicates dropped; return the counts by reason and the embedding of each survivor,
+    by candidate index, which later stages reuse."""
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     example_keys = {normalise(e) for e in examples}
@@ -54,4 +54,4 @@ def dedupe(
             counts[cand.drop_reason] += 1
         elif cand.alive:
             cand.stage = "dedupe"
-    return counts, vectors[kept_rows]
+    return counts, {alive[row].idx: vectors[row] for row in kept_rows}

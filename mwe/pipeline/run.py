@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
@@ -173,6 +174,7 @@ class _Run:
         self.judge_lm = self.gen if same else LM(prepared.judge, store, max_concurrency=limit)
         self.lms = [self.gen] if same else [self.gen, self.judge_lm]
         self.counts: dict[str, Any] = {}
+        self.vectors: dict[int, np.ndarray] = {}  # embeddings of the candidates dedupe kept
         self.stage = "spec"
         self.stage_calls = 0
         for lm in self.lms:
@@ -213,7 +215,7 @@ class _Run:
         candidates, dropped = parse_replies(calls, replies)
         self.counts.update(calls=len(calls), replies_dropped=dict(dropped), parsed=len(candidates))
         shots = [e.statement or e.question for e in self.examples]
-        dup_counts, _ = dedupe(candidates, shots, threshold=o.near_duplicate_threshold)
+        dup_counts, self.vectors = dedupe(candidates, shots, threshold=o.near_duplicate_threshold)
         self.counts.update(dup_counts)
         self._end_stage()
 
@@ -297,11 +299,9 @@ def generate_eval(
             "--oversample, a stronger --generator or --judge, or another description"
         )
     items = [c.item() for c in kept]
-    from mwe.embeddings import embed
-
-    quality = quality_metrics(
-        items, embed([c.text for c in kept]), {**dup_counts, "parsed": run.counts["parsed"]}
-    )
+    # Kept candidates all survived dedupe, which embedded them already.
+    vectors = np.stack([run.vectors[c.idx] for c in kept])
+    quality = quality_metrics(items, vectors, {**dup_counts, "parsed": run.counts["parsed"]})
     elapsed = time.perf_counter() - start
     usage = {
         "generator": _usage(run.gen),

@@ -9,39 +9,81 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import click
+import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from mwe import __version__
-from mwe.errors import MweError
+from mwe import __version__, migrations
+from mwe.errors import MweError, StoreError
 from mwe.export import EXPORT_FORMATS, export_set
 from mwe.importer import import_jsonl
 from mwe.items import Item
-from mwe.store import DEFAULT_DB, EvalSetInfo, Store
+from mwe.secrets import redact
+from mwe.store import DEFAULT_DB, EvalSetInfo, Store, store_failure
+from mwe.terminal import plain, shown
 
 # soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.
 # Piped output gets a wide fixed width, so result tables are not squeezed into 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
+# What Ctrl-C leaves behind, per command: the same command carries on from there.
+_RESUME_HINTS = {
+    "generate": "every model call made so far is cached; run the same command to carry on",
+    "score": "what was scored is stored; run the same command to carry on",
+    "judge-check": "every judge call made so far is cached; run the same command to carry on",
+    "ask": "run the same command again",
+}
+
+
 class _Group(click.Group):
-    """A click group that prints mwe's errors as one line and exits with their code."""
+    """A click group through which no traceback reaches the user: mwe's errors become one line
+    and their exit code, Ctrl-C exits 130 with a resume hint, and anything unexpected is one
+    line that points at ``-v`` for the details."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except MweError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, str(exc), exc.exit_code)
         except click.UsageError as exc:
             # One line, like mwe's own errors, instead of click's usage block.
             hint = f" (see mwe {exc.ctx.info_name} --help)" if exc.ctx and exc.ctx.parent else ""
-            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
-            ctx.exit(2)
+            _fail(ctx, f"{exc.format_message()}{hint}", 2)
+        except click.ClickException as exc:
+            _fail(ctx, exc.format_message(), exc.exit_code)
+        except KeyboardInterrupt:
+            hint = _RESUME_HINTS.get(ctx.invoked_subcommand or "", "nothing half-written was kept")
+            click.echo(f"Interrupted: {hint}.", err=True)
+            ctx.exit(130)
+        except duckdb.Error as exc:
+            _fail(ctx, str(store_failure(Path((ctx.obj or {}).get("db", DEFAULT_DB)), exc)), 2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(ctx, f"{where}{exc.strerror or exc}", 1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+            if (ctx.obj or {}).get("verbose"):
+                traceback.print_exc()
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            _fail(
+                ctx,
+                f"unexpected {detail} (a bug in mwe; run with -v for the details and report it)",
+                1,
+            )
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    """Print ``message`` as one line on stderr, never with a secret or a control character,
+    and exit with ``code``."""
+    click.echo(f"Error: {plain(redact(message), one_line=True)}", err=True)
+    ctx.exit(code)
 
 
 def _open(ctx: click.Context, *, read_only: bool) -> Store:
@@ -71,15 +113,13 @@ def cli(ctx: click.Context, db: Path, verbose: bool) -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactKeys())
-    ctx.obj = {"db": db}
+    ctx.obj = {"db": db, "verbose": verbose}
 
 
 class _RedactKeys(logging.Filter):
     """Masks API keys in every log line, whichever library wrote it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from mwe.models.lm import redact
-
         record.msg = redact(record.getMessage())
         record.args = None
         return True
@@ -108,9 +148,22 @@ def import_cmd(
         )
         return
     console.print(
-        f"Imported {info.item_count:,} items from {len(files)} file(s) as [bold]{info.ref}[/] "
-        f"(content hash {info.content_hash[:12]})"
+        f"Imported {info.item_count:,} items from {len(files)} file(s) as "
+        f"[bold]{shown(info.ref)}[/] (content hash {info.content_hash[:12]})"
     )
+
+
+@cli.command("migrate")
+@click.pass_context
+def migrate_cmd(ctx: click.Context) -> None:
+    """Upgrade the store's schema to this version of mwe (write commands do it by themselves;
+    read commands never change the file, so they ask for this)."""
+    db = Path(ctx.obj["db"])
+    if not db.exists():
+        raise StoreError(f"no database at {db}: nothing to upgrade")
+    with _open(ctx, read_only=False) as store:
+        done = len(migrations.MIGRATIONS)
+        console.print(f"{shown(store.path)} is up to date ({done} schema migrations applied)")
 
 
 @cli.command("export")
@@ -137,9 +190,11 @@ def export_cmd(
     """Export set REF (NAME or NAME@N) after checking its content hash."""
     with _open(ctx, read_only=True) as store:
         result = export_set(store, ref, fmt, out=out, force=force, push_to_hub=push_to_hub)
-    console.print(f"Exported {result.items:,} items of [bold]{result.ref}[/] to {result.path}")
+    console.print(
+        f"Exported {result.items:,} items of [bold]{shown(result.ref)}[/] to {shown(result.path)}"
+    )
     if push_to_hub:
-        console.print(f"Pushed to https://huggingface.co/datasets/{push_to_hub}")
+        console.print(f"Pushed to https://huggingface.co/datasets/{shown(push_to_hub)}")
 
 
 @cli.command("list")
@@ -151,7 +206,7 @@ def export_cmd(
 def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
     """List the stored eval sets."""
     if not Path(ctx.obj["db"]).exists():
-        console.print(f"No eval sets yet: {ctx.obj['db']} does not exist.")
+        console.print(f"No eval sets yet: {shown(ctx.obj['db'])} does not exist.")
         return
     with _open(ctx, read_only=True) as store:
         sets = store.list_sets()
@@ -169,8 +224,8 @@ def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
     table = Table("set", "format", "items", "created", "content hash", box=None)
     for info in sets:
         table.add_row(
-            info.ref,
-            info.format,
+            shown(info.ref),
+            shown(info.format),
             f"{info.item_count:,}",
             info.created_at.strftime("%Y-%m-%d %H:%M"),
             info.content_hash[:12],
@@ -195,7 +250,15 @@ def _info_json(info: EvalSetInfo) -> dict[str, Any]:
 
 @cli.command("show")
 @click.argument("ref")
-@click.option("-n", "--items", "n_items", default=5, show_default=True, help="Items to print.")
+@click.option(
+    "-n",
+    "--items",
+    "n_items",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Items to print.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
@@ -213,21 +276,23 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
         }
         click.echo(json.dumps(data, indent=2))
         return
-    console.print(f"[bold]{info.ref}[/]  {info.format}  {info.item_count:,} items")
+    console.print(f"[bold]{shown(info.ref)}[/]  {shown(info.format)}  {info.item_count:,} items")
     if info.description:
-        console.print(info.description)
-    console.print(f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {parent or '-'}")
-    console.print(f"content hash {info.content_hash}")
+        console.print(shown(info.description))
+    console.print(f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {shown(parent or '-')}")
+    console.print(f"content hash {shown(info.content_hash)}")
     console.print("label balance (answer_matching_behavior): " + _balance_text(balance))
     _print_quality(info.stats)
-    console.print("provenance:", json.dumps(info.provenance, indent=2))
+    console.print("provenance:", shown(json.dumps(info.provenance, indent=2)))
     if items:
         console.print(_items_table(items, f"first {len(items)} items"))
 
 
 def _balance_text(balance: dict[str, int]) -> str:
     total = sum(balance.values()) or 1
-    return ", ".join(f"{label!r} {n:,} ({n / total:.1%})" for label, n in balance.items())
+    return ", ".join(
+        f"{shown(repr(label))} {n:,} ({n / total:.1%})" for label, n in balance.items()
+    )
 
 
 def _items_table(items: list[Item], title: str) -> Table:
@@ -235,9 +300,9 @@ def _items_table(items: list[Item], title: str) -> Table:
     for item in items:
         confidence = "" if item.label_confidence is None else f"{item.label_confidence:.2f}"
         table.add_row(
-            item.statement or item.question,
-            repr(item.answer_matching_behavior),
-            ", ".join(repr(a) for a in item.not_matching),
+            shown(item.statement or item.question),
+            shown(repr(item.answer_matching_behavior)),
+            shown(", ".join(repr(a) for a in item.not_matching)),
             confidence,
         )
     return table
@@ -246,7 +311,14 @@ def _items_table(items: list[Item], title: str) -> Table:
 @cli.command("diff")
 @click.argument("old")
 @click.argument("new")
-@click.option("-n", "--limit", default=10, show_default=True, help="Items to print per side.")
+@click.option(
+    "-n",
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Items to print per side.",
+)
 @click.pass_context
 def diff_cmd(ctx: click.Context, old: str, new: str, limit: int) -> None:
     """Show the items added and removed between versions OLD and NEW, by content."""
@@ -258,7 +330,7 @@ def diff_cmd(ctx: click.Context, old: str, new: str, limit: int) -> None:
     added = [item for item in items_b if item.content_hash() not in hashes_a]
     removed = [item for item in items_a if item.content_hash() not in hashes_b]
     console.print(
-        f"{a.ref} -> {b.ref}: [green]+{len(added)} added[/], [red]-{len(removed)} removed[/], "
+        f"{shown(a.ref)} -> {shown(b.ref)}: [green]+{len(added)} added[/], [red]-{len(removed)} removed[/], "
         f"{len(hashes_a & hashes_b)} unchanged"
     )
     for label, group in (("added", added), ("removed", removed)):

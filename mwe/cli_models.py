@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mwe.cli import _balance_text, _open, _print_quality, cli, console
+from mwe.terminal import plain, shown
 
 
 @cli.command("ask")
@@ -69,14 +70,16 @@ def ask_cmd(
         result = asyncio.run(run())
     if answers is not None:
         for answer, logprob in result.logprobs.items():
-            click.echo(f"{answer!r}\t{'missing' if logprob is None else f'{logprob:.6f}'}")
+            click.echo(
+                f"{plain(repr(answer))}\t{'missing' if logprob is None else f'{logprob:.6f}'}"
+            )
     else:
         for text in result:
-            click.echo(text)
+            click.echo(plain(text))
     stats = lm.stats
     cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.6f}"
     click.echo(
-        f"[{lm.spec}: {stats.requests} request(s), {stats.cache_hits} cached, "
+        f"[{plain(lm.spec)}: {stats.requests} request(s), {stats.cache_hits} cached, "
         f"{stats.retries} retries, cost {cost}]",
         err=True,
     )
@@ -153,19 +156,19 @@ def generate_cmd(
 
 def _print_generation(result: Any) -> None:
     counts, quality, info = result.counts, result.quality, result.info
-    table = Table(title=f"{info.ref}" + (" (unchanged)" if result.unchanged else ""), box=None)
+    table = Table(title=shown(info.ref) + (" (unchanged)" if result.unchanged else ""), box=None)
     table.add_column("", style="bold")
     table.add_column("")
     dropped = counts.get("dropped", {})
     table.add_row("generator calls", f"{counts['calls']:,}")
     table.add_row("replies dropped", json.dumps(counts.get("replies_dropped", {})))
     table.add_row("candidates parsed", f"{counts['parsed']:,}")
-    for reason, shown in (
+    for reason, label in (
         ("duplicate", "duplicates"),
         ("near duplicate", "near duplicates"),
         ("few-shot copy", "few-shot copies"),
     ):
-        table.add_row(f"  {shown}", f"{dropped.get(reason, 0):,}")
+        table.add_row(f"  {label}", f"{dropped.get(reason, 0):,}")
     table.add_row("judged", f"{counts['judged']:,}")
     for reason in ("judge disagrees", "off topic", "below the cut"):
         table.add_row(f"  {reason}", f"{dropped.get(reason, 0):,}")
@@ -181,7 +184,7 @@ def _print_generation(result: Any) -> None:
         cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
         table.add_row(
             role,
-            f"{u['model']}: {u['requests']:,} requests, {u['cache_hits']:,} "
+            f"{shown(u['model'])}: {u['requests']:,} requests, {u['cache_hits']:,} "
             f"cached, {u['input_tokens']:,}+{u['output_tokens']:,} tokens, {cost}",
         )
     table.add_row("time", f"{result.elapsed_s:.1f} s")
@@ -251,8 +254,8 @@ def judge_check_cmd(
         result = asyncio.run(run())
     auroc = "n/a (one label)" if result.auroc is None else f"{result.auroc:.3f}"
     console.print(
-        f"{result.ref}: judge {result.judge} ({result.method}) on {result.items:,} items, "
-        f"behaviour {what!r}\nagreement {result.agreement:.3f}  AUROC {auroc}  "
+        f"{shown(result.ref)}: judge {shown(result.judge)} ({result.method}) on "
+        f"{result.items:,} items, behaviour {shown(repr(what))}\nagreement {result.agreement:.3f}  AUROC {auroc}  "
         f"mean p(label) {result.mean_confidence:.3f}"
     )
 
@@ -273,10 +276,10 @@ def _results_table(rows: list[Any], title: str) -> Table:
     for r in rows:
         unscorable = f" ({r.unscorable} unscorable)" if r.unscorable else ""
         table.add_row(
-            r.set,
-            r.model,
-            r.prompt_format,
-            r.method,
+            shown(r.set),
+            shown(r.model),
+            shown(r.prompt_format),
+            shown(r.method),
             f"{r.items:,}{unscorable}",
             f"{r.matching_rate:.3f}",
             f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
@@ -357,24 +360,17 @@ def score_cmd(
 
     rows_per_batch = None if batch_size == "auto" else _positive_int(batch_size, "--batch-size")
     with _open(ctx, read_only=False) as store:
-        try:
-            rows, counts = score_sets(
-                store,
-                sets,
-                models,
-                prompt_formats=prompt_formats or None,
-                limit=limit,
-                batch_size=rows_per_batch,
-                base_url=base_url,
-                votes=votes,
-                console=Console(stderr=True),
-            )
-        except KeyboardInterrupt:
-            click.echo(
-                "Interrupted: what was scored is stored; run the same command to carry on.",
-                err=True,
-            )
-            ctx.exit(130)
+        rows, counts = score_sets(
+            store,
+            sets,
+            models,
+            prompt_formats=prompt_formats or None,
+            limit=limit,
+            batch_size=rows_per_batch,
+            base_url=base_url,
+            votes=votes,
+            console=Console(stderr=True),
+        )
     title = f"{counts['new_rows']:,} items scored, {counts['skipped_rows']:,} already stored"
     _emit_results(rows, output, title)
 

@@ -43,7 +43,11 @@ class InvalidNameError(UsageError):
     """A set name or reference is not well formed."""
 
 
-class ExportExistsError(UsageError):
+class ExportTargetError(UsageError):
+    """The export folder cannot be used: a link, protected, or not writable."""
+
+
+class ExportExistsError(ExportTargetError):
     """The export target exists and is not empty."""
 
 
@@ -57,6 +61,14 @@ class StoreLockedError(StoreError):
 
 class NotADatabaseError(StoreError):
     """The file given as the database is not a DuckDB database."""
+
+
+class NotAStoreError(StoreError):
+    """The file is a DuckDB database, but not one that mwe made."""
+
+
+class StoreDamagedError(StoreError):
+    """The store file's bytes are damaged (truncated, or failing DuckDB's checksums)."""
 
 
 class IntegrityError(MweError):

@@ -5,19 +5,47 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mwe import __version__
 from mwe.errors import InputFileError
-from mwe.items import Item, read_jsonl
+from mwe.items import STDIN, Item, parse_jsonl, read_source
 from mwe.store import EvalSetInfo, Store, check_name, slugify
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def read_sources(paths: Sequence[str | Path]) -> tuple[list[Item], list[dict[str, Any]]]:
+    """The items of every file, and each file's provenance (path, sha256, records).
+
+    Each file is read once, so the hash is of exactly what was parsed, even for standard input
+    (``-``) or a pipe.
+    """
+    if not paths:
+        raise InputFileError("no files given: pass one or more .jsonl files, or - for stdin")
+    items: list[Item] = []
+    sources = []
+    for path in paths:
+        data = read_source(path)
+        shown = "<stdin>" if str(path) == STDIN else str(path)
+        records = parse_jsonl(data, shown)
+        if not records:
+            raise InputFileError(f"{shown}: no records (the file is empty)")
+        items.extend(records)
+        sources.append(
+            {
+                "path": _source_path(path),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "records": len(records),
+            }
+        )
+    return items, sources
+
+
+def _source_path(path: str | Path) -> str:
+    if str(path) == STDIN:
+        return "<stdin>"
+    path = Path(path)
+    # A pipe or device (/dev/stdin) resolves to /proc/PID/fd/pipe:[...], which names nothing.
+    return str(path.resolve()) if path.is_file() else str(path.absolute())
 
 
 def import_jsonl(
@@ -32,23 +60,16 @@ def import_jsonl(
 
     Every file is read and validated before anything is written, so a bad line anywhere leaves
     the store unchanged. The name defaults to the first file's name (``agreeableness.jsonl`` ->
-    ``agreeableness``); importing under an existing name makes its next version.
+    ``agreeableness``); importing under an existing name makes its next version. ``-`` reads
+    standard input, and then ``name`` is required.
     """
-    files = [Path(p) for p in paths]
-    if not files:
-        raise InputFileError("no files given: pass one or more .jsonl files")
-    items: list[Item] = []
-    sources = []
-    for path in files:
-        records = list(read_jsonl(path))
-        if not records:
-            raise InputFileError(f"{path}: no records (the file is empty)")
-        items.extend(records)
-        sources.append(
-            {"path": str(path.resolve()), "sha256": _file_sha256(path), "records": len(records)}
-        )
-    set_name = check_name(name) if name else slugify(files[0].name.removesuffix(".jsonl"))
-    provenance = {"kind": "import", "sources": sources, "mwe_version": __version__}
+    if name is not None:
+        check_name(name)
+    elif paths and str(paths[0]) == STDIN:
+        raise InputFileError("reading from standard input (-) needs --name")
+    items, sources = read_sources(paths)
+    set_name = name if name is not None else slugify(Path(paths[0]).name.removesuffix(".jsonl"))
+    provenance: dict[str, Any] = {"kind": "import", "sources": sources, "mwe_version": __version__}
     if license:
         provenance["license"] = license
     return store.create_version(

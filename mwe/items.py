@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import math
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +48,11 @@ class Item(BaseModel):
     format: Format = Field(description="'persona' (statement, Yes/No) or 'choice' (lettered).")
     statement: str | None = Field(default=None, description="The statement (persona format).")
     label_confidence: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="The judge's probability that the label is right."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        strict=True,  # "0.9" in a file is an error to report, not a number to guess at
+        description="The judge's probability that the label is right.",
     )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any other fields of the record, kept for export."
@@ -115,35 +120,75 @@ def _describe_validation_error(exc: ValidationError) -> str:
     return f"field '{field}': {error['msg']}"
 
 
-def read_jsonl(path: Path) -> Iterator[Item]:
-    """Yield the items of an anthropics/evals JSONL file.
+STDIN = "-"  # the path that means standard input
+
+
+def read_source(path: str | Path) -> bytes:
+    """The bytes of ``path``, read once (``-`` is standard input), or :class:`InputFileError`
+    for a file that is missing or cannot be read."""
+    if str(path) == STDIN:
+        return sys.stdin.buffer.read()
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory, expected a .jsonl file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def read_jsonl(path: str | Path) -> list[Item]:
+    """The items of an anthropics/evals JSONL file (``-`` for standard input).
 
     Raises :class:`InputFileError` for a missing or unreadable file and :class:`RecordError`,
     naming the line, for malformed JSON or an invalid record. Blank lines are skipped.
     """
-    shown = str(path)
-    if not path.exists():
-        raise InputFileError(f"{shown}: no such file")
-    if path.is_dir():
-        raise InputFileError(f"{shown}: is a directory, expected a .jsonl file")
+    return parse_jsonl(read_source(path), "<stdin>" if str(path) == STDIN else str(path))
+
+
+def parse_jsonl(data: bytes, source: str) -> list[Item]:
+    """The items of JSONL ``data`` read from ``source`` (named in errors); a UTF-8 byte order
+    mark at the start is allowed."""
     try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise InputFileError(f"{shown}: cannot read ({exc.strerror})") from exc
-    with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield _parse_line(shown, number, line)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(f"{shown}: not UTF-8 text ({exc.reason})") from exc
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    return [
+        _parse_line(source, number, line)
+        # split("\n"), not splitlines(): U+2028 and friends are valid inside JSON strings.
+        for number, line in enumerate(text.split("\n"), start=1)
+        if line.strip()
+    ]
+
+
+class _NotFinite(ValueError):
+    """A JSON number too large for a float (``1e400``), or NaN/Infinity, which JSON lacks."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _NotFinite(text)
 
 
 def _parse_line(path: str, number: int, line: str) -> Item:
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise RecordError(path, number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except _NotFinite as exc:
+        raise RecordError(
+            path, number, f"the number {exc} is not finite; JSON numbers must be finite"
+        ) from None
+    except RecursionError:
+        raise RecordError(path, number, "the JSON is nested too deeply") from None
     if not isinstance(record, dict):
         raise RecordError(path, number, "expected a JSON object")
     for field in REQUIRED_FIELDS:
@@ -159,4 +204,5 @@ def write_jsonl(items: list[Item], path: Path) -> None:
     """Write items as anthropics/evals JSONL, one record a line, in the public files' style."""
     with path.open("w", encoding="utf-8") as handle:
         for item in items:
-            handle.write(json.dumps(item.to_record()) + "\n")
+            # allow_nan=False: NaN and Infinity are not JSON, and strict parsers reject them.
+            handle.write(json.dumps(item.to_record(), allow_nan=False) + "\n")

@@ -49,6 +49,15 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
+def user_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The names of the tables in the database's main schema, ``_migrations`` included."""
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' ORDER BY 1"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def _has_table(conn: duckdb.DuckDBPyConnection) -> bool:
     row = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = '_migrations'"

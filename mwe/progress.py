@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 from mwe.models.lm import LM
+from mwe.terminal import plain
 
 
 def lm_status(lm: LM) -> str:
@@ -25,7 +26,7 @@ def lm_status(lm: LM) -> str:
     stats = lm.stats
     cost = "?" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
     return (
-        f"{lm.spec} conc {lm.limiter.limit}/{lm.limiter.max_limit} "
+        f"{plain(lm.spec, one_line=True)} conc {lm.limiter.limit}/{lm.limiter.max_limit} "
         f"retries {stats.retries} cached {stats.cache_hits} {cost}"
     )
 

@@ -28,14 +28,21 @@ from mwe.errors import (
     IntegrityError,
     InvalidNameError,
     NotADatabaseError,
+    NotAStoreError,
     NotFoundError,
+    StoreDamagedError,
     StoreError,
     StoreLockedError,
 )
 from mwe.items import Item, set_content_hash
 
 DEFAULT_DB = "mwe.duckdb"
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# Matched with fullmatch: `$` alone would also accept a name followed by a newline.
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_VERSION_RE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() accepts '١'
+# First lines of DuckDB errors that mean the file's bytes are damaged, or cannot be written.
+_DAMAGED = ("Corrupt database file", "Could not read enough bytes", "checksum", "Serialization")
+_UNWRITABLE = ("read-only", "permission denied", "no space left", "could not write", "cannot open")
 _LOCK_PID_RE = re.compile(r"PID (\d+)")
 
 
@@ -52,7 +59,7 @@ def slugify(text: str) -> str:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid set name, else raise with a suggested fix."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InvalidNameError(
             f"invalid set name {name!r}: use lower-case letters, digits, '.', '_' and '-' "
             f"(for example {slugify(name)!r})"
@@ -74,7 +81,7 @@ class SetRef:
         check_name(name)
         if not sep:
             return cls(name, None)
-        if not version.isdigit() or int(version) < 1:
+        if not _VERSION_RE.fullmatch(version) or int(version) < 1:
             raise InvalidNameError(
                 f"invalid version in {ref!r}: write NAME@N with N a version number, e.g. {name}@1"
             )
@@ -141,7 +148,27 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             raise NotADatabaseError(
                 f"{path} is not a DuckDB database; point --db / MWE_DB at a .duckdb file"
             ) from None
-        raise StoreError(f"cannot open {path}: {message}") from None
+        raise store_failure(path, exc) from None
+
+
+def store_failure(path: Path, exc: duckdb.Error) -> StoreError:
+    """The one-line error for DuckDB failing on the store file ``path`` (damaged, unwritable,
+    or anything else), in place of DuckDB's multi-line message."""
+    text = str(exc).strip()
+    detail = text.splitlines()[0] if text else type(exc).__name__
+    if any(marker in detail for marker in _DAMAGED):
+        return StoreDamagedError(
+            f"{path} is damaged ({detail}); restore it from a backup, or point --db / MWE_DB "
+            "at another store"
+        )
+    if isinstance(exc, duckdb.TransactionException) or any(
+        marker in detail.lower() for marker in _UNWRITABLE
+    ):
+        return StoreError(
+            f"cannot write to {path} ({detail}); make its folder writable and check the free "
+            "space, or use another --db"
+        )
+    return StoreError(f"{path}: the database failed ({detail})")
 
 
 class Store:
@@ -154,30 +181,58 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False):
         self.path = Path(path) if path is not None else default_db_path()
         self.read_only = read_only
-        if read_only:
-            self._upgrade_if_needed()
+        # A file this store creates is removed again on close if nothing was stored in it.
+        self._created = not read_only and str(path) != ":memory:" and not self.path.exists()
         self.conn = _connect(self.path, read_only)
-        if not read_only:
-            migrations.migrate(self.conn)
-
-    def _upgrade_if_needed(self) -> None:
-        # A read-only connection cannot migrate, so an old file is upgraded through a short
-        # read-write connection first.
-        conn = _connect(self.path, read_only=True)
         try:
-            todo = migrations.pending(conn)
-        finally:
-            conn.close()
-        if todo:
-            conn = _connect(self.path, read_only=False)
-            try:
-                migrations.migrate(conn)
-            finally:
-                conn.close()
+            self._check_schema()
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, duckdb.Error):
+                raise store_failure(self.path, exc) from None
+            raise
+
+    def _check_schema(self) -> None:
+        # Only a write opens a store for upgrade, and never one that is not mwe's: a read
+        # command on someone else's DuckDB file must leave it exactly as it was.
+        tables = migrations.user_tables(self.conn)
+        if tables and "_migrations" not in tables:
+            shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+            raise NotAStoreError(
+                f"{self.path} is a DuckDB database but not an mwe store (it holds {shown}); "
+                "mwe leaves it alone: point --db / MWE_DB at an mwe store or a new file"
+            )
+        if not self.read_only:
+            migrations.migrate(self.conn)
+        elif not tables:
+            raise NotAStoreError(
+                f"{self.path} is an empty DuckDB file, not an mwe store: import or generate a "
+                "set into it first"
+            )
+        elif todo := migrations.pending(self.conn):
+            raise StoreError(
+                f"{self.path} was written by an older mwe ({len(todo)} schema change(s) behind): "
+                f"upgrade it with `mwe --db {self.path} migrate`"
+            )
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; a file this store created and left empty is removed."""
+        empty = self._created and self._holds_nothing()
         self.conn.close()
+        if empty:
+            for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            self._created = False
+
+    def _holds_nothing(self) -> bool:
+        try:
+            tables = [t for t in migrations.user_tables(self.conn) if t != "_migrations"]
+            return not any(
+                self.conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]
+                for table in tables
+            )
+        except duckdb.Error:
+            return False  # cannot tell: keep the file
 
     def __enter__(self) -> Self:
         return self

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from mwe.errors import UsageError
 
@@ -63,10 +63,68 @@ class TemplateSet:
         missing = sorted(_used(self.sources[name]) - set(variables))
         if missing:
             raise TemplateError(f"{self.folder / name}: no value for {', '.join(missing)}")
-        return _ENV.from_string(self.sources[name]).render(**variables).strip()
+        try:
+            return _ENV.from_string(self.sources[name]).render(**variables).strip()
+        except TemplateError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the sandbox or the template's own logic
+            raise TemplateError(f"{self.folder / name}: cannot render ({_why(exc)})") from None
 
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+def _why(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, which already blocks attribute escapes and huge ranges, plus limits on
+    ``*`` and ``**``, so a template cannot exhaust memory with ``'x' * 10**12``."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    MAX_SIZE = 100_000
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError(f"the exponent {right} is too large for a template")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > self.MAX_SIZE:
+                    raise SecurityError("a repeated value longer than 100,000 items")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(undefined=StrictUndefined, keep_trailing_newline=False)
+
+# Plausible values for each template's test render when a folder is loaded: a template that
+# the sandbox blocks, or that fails for any other reason, is reported before any model call.
+_SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "understand.j2": [{"behavior": "wants to avoid being shut down"}],
+    "generate.j2": [
+        {
+            "behavior": "wants to avoid being shut down",
+            "definition": "The person resists being switched off.",
+            "agree_who": "people who want to keep running",
+            "disagree_who": "people who accept being switched off",
+            "label": label,
+            "count": 5,
+            "topic": topic,
+            "examples": examples,
+        }
+        for label, topic, examples in (
+            ("agree", "work", ["I would rather keep running."]),
+            ("disagree", "", []),
+        )
+    ],
+    "judge.j2": [
+        {
+            "behavior": "wants to avoid being shut down",
+            "definition": "The person resists being switched off.",
+            "text": "I would rather keep running.",
+        }
+    ],
+}
+_SAMPLES["relevance.j2"] = _SAMPLES["judge.j2"]
 
 
 def _used(source: str) -> set[str]:
@@ -85,7 +143,12 @@ def load_templates(fmt: str, folder: str | Path | None = None) -> TemplateSet:
         path = chosen / name
         if not path.is_file():
             raise TemplateError(f"{path}: missing; a template folder needs {', '.join(VARIABLES)}")
-        source = path.read_text(encoding="utf-8")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise TemplateError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            raise TemplateError(f"{path}: cannot read ({exc.strerror})") from None
         try:
             unknown = sorted(_used(source) - allowed)
         except TemplateSyntaxError as exc:
@@ -97,4 +160,8 @@ def load_templates(fmt: str, folder: str | Path | None = None) -> TemplateSet:
             )
         sources[name] = source
         hashes[name] = hashlib.sha256(source.encode()).hexdigest()
-    return TemplateSet(chosen, sources, hashes)
+    loaded = TemplateSet(chosen, sources, hashes)
+    for name, samples in _SAMPLES.items():
+        for values in samples:
+            loaded.render(name, **values)
+    return loaded

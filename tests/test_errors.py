@@ -86,13 +86,27 @@ def test_unknown_set_or_version(mwe, db, seeded, tmp_path):
 
 def test_export_into_a_non_empty_folder_needs_force(mwe, db, seeded, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    assert mwe("export", "agreeableness", "--out", out).exit_code == 0
     one_line_error(mwe("export", "agreeableness", "--out", out), f"{out} is not empty", "--force")
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert snapshot(db) == seeded
     assert mwe("export", "agreeableness", "--out", out, "--force").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "agreeableness.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".mwe-export",
+        "README.md",
+        "agreeableness.jsonl",
+    ]
+
+
+def test_force_never_replaces_a_folder_mwe_did_not_write(mwe, db, seeded, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    one_line_error(
+        mwe("export", "agreeableness", "--out", out, "--force"),
+        f"refusing to replace {out}: mwe did not write it",
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert snapshot(db) == seeded
 
 
 def test_database_locked_by_another_process(mwe, db, seeded):

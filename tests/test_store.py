@@ -2,7 +2,7 @@ import duckdb
 import pytest
 
 from mwe import export_set, import_jsonl
-from mwe.errors import IntegrityError, InvalidNameError, NotFoundError
+from mwe.errors import IntegrityError, InvalidNameError, NotAStoreError, NotFoundError, StoreError
 from mwe.migrations import MIGRATIONS
 from mwe.store import SetRef, Store
 
@@ -44,11 +44,26 @@ def test_tables_of_the_design_exist_and_migrations_are_recorded(db):
         )
 
 
-def test_read_only_open_of_a_new_duckdb_file_upgrades_it(tmp_path):
+def test_read_only_open_never_migrates(tmp_path):
     path = tmp_path / "plain.duckdb"
     duckdb.connect(str(path)).close()
+    before = path.read_bytes()
+    with pytest.raises(NotAStoreError, match="empty DuckDB file, not an mwe store"):
+        Store(path, read_only=True)
+    assert path.read_bytes() == before
+    with Store(path) as store:  # a write opens it as a new store
+        assert store.list_sets() == []
     with Store(path, read_only=True) as store:
         assert store.list_sets() == []
+
+
+def test_read_only_open_of_an_older_store_asks_for_migrate(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with Store(path) as store:
+        import_jsonl(store, [PERSONA / "agreeableness.jsonl"])
+        store.conn.execute("DELETE FROM _migrations WHERE name = ?", [MIGRATIONS[-1][0]])
+    with pytest.raises(StoreError, match="older mwe .* mwe --db .* migrate"):
+        Store(path, read_only=True)
 
 
 def test_failed_write_leaves_no_version(store, monkeypatch, db):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mwe.errors import UsageError
+from mwe.secrets import redact_url
 
 
 class CapabilityError(UsageError):
@@ -85,7 +86,9 @@ class Backend:
 
     def __init__(self, model: str, *, base_url: str | None = None) -> None:
         self.model = model
-        self.base_url = base_url
+        # What is kept (cache keys, provenance, messages) is the URL without credentials; a
+        # subclass hands the real one to its client.
+        self.base_url = redact_url(base_url)
 
     @property
     def spec(self) -> str:

@@ -17,6 +17,19 @@ class ModelFailedError(ProviderError):
     """A request failed permanently (bad request, auth, quota) or ran out of retries."""
 
 
+def connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by a refused connection (nothing listens at the address),
+    found anywhere in its chain of causes, under whatever the SDK wrapped it in."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def header_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
     if value := headers.get("retry-after-ms"):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mwe.errors import UsageError
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
@@ -27,9 +29,15 @@ class MicroBatcher(Generic[In, Out]):
     """Collects concurrent submissions and runs them through ``fn`` a batch at a time, on a
     worker thread so the event loop stays free."""
 
-    def __init__(self, fn: Callable[[list[In]], list[Out]], max_batch: int) -> None:
+    def __init__(
+        self,
+        fn: Callable[[list[In]], list[Out]],
+        max_batch: int,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
         self.fn = fn
         self.max_batch = max_batch
+        self.on_cancel = on_cancel  # asks a running batch to stop early (Ctrl-C)
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -43,10 +51,16 @@ class MicroBatcher(Generic[In, Out]):
     async def _drain(self) -> None:
         await asyncio.sleep(0)  # let callers scheduled in the same tick join the first batch
         while self._pending:
-            batch = self._pending[: self.max_batch]
+            batch = [(i, f) for i, f in self._pending[: self.max_batch] if not f.done()]
             del self._pending[: self.max_batch]
+            if not batch:  # every caller of these went away (cancelled)
+                continue
             try:
                 results = await asyncio.to_thread(self.fn, [item for item, _ in batch])
+            except asyncio.CancelledError:
+                if self.on_cancel is not None:
+                    self.on_cancel()
+                raise
             except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
                 for _, future in batch:
                     if not future.done():
@@ -112,7 +126,8 @@ class HFBackend(Backend):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
-        self._gen = MicroBatcher(self._generate_batch, batch_size)
+        self._abort = threading.Event()
+        self._gen = MicroBatcher(self._generate_batch, batch_size, on_cancel=self._abort.set)
         self._lp = MicroBatcher(self._answer_logprobs_batch, batch_size)
 
     def _load(self, model: str) -> tuple[Any, Any]:
@@ -202,6 +217,8 @@ class HFBackend(Backend):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if config.stop:
             kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
+        self._abort.clear()
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_Abort(self._abort)])
         out = self.net.generate(**batch, **kwargs)
         new = out[:, batch["input_ids"].shape[1] :]
         texts = [
@@ -278,6 +295,21 @@ class HFBackend(Backend):
             values = logprobs.gather(1, tokens[:, None]).squeeze(1).tolist()
             out.extend((i, v) for (i, _, _), v in zip(targets, values, strict=True))
         return out
+
+
+class _Abort(StoppingCriteria):
+    """Stops a running ``generate`` when the event is set: Ctrl-C need not wait for a batch
+    of long generations to finish (its result is thrown away, never cached)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:

@@ -7,8 +7,6 @@ cached (a rerun pays nothing twice), retried when the failure is transient, and 
 from __future__ import annotations
 
 import logging
-import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,23 +22,22 @@ from tenacity import (
 
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Usage
 from mwe.models.cache import CallCache, request_key
-from mwe.models.errors import ModelFailedError
+from mwe.models.errors import ModelFailedError, connection_refused
 from mwe.models.limiter import AdaptiveLimiter
 from mwe.models.pricing import cost_usd
+from mwe.secrets import redact
 from mwe.store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-SECRET_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
-def redact(text: str) -> str:
-    """``text`` with any API key from the environment, or anything shaped like one, masked."""
-    for var in SECRET_ENV_VARS:
-        value = os.environ.get(var)
-        if value and len(value) >= 8:
-            text = text.replace(value, "***")
-    return re.sub(r"\b(sk-[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+", r"\1***", text)
+REFUSED_RETRY_S = 0.5  # the wait before the one retry of a refused connection
+
+
+def _refused_twice(state: RetryCallState) -> bool:
+    exc = state.outcome.exception() if state.outcome else None
+    return exc is not None and connection_refused(exc) and state.attempt_number >= 2
 
 
 @dataclass
@@ -204,7 +201,9 @@ class LM:
         """Run one request with retries; return its result and the last attempt's latency."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(self.backend.is_retryable),
-            stop=stop_after_attempt(self.max_attempts),
+            # A refused connection means nothing listens there: one short retry (a server
+            # that is just starting), not minutes of back-off.
+            stop=stop_after_attempt(self.max_attempts) | _refused_twice,
             wait=self._wait,
             before_sleep=self._before_sleep,
             reraise=True,
@@ -233,6 +232,8 @@ class LM:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and connection_refused(exc):
+            return REFUSED_RETRY_S
         backoff = self._exp_wait(state)
         asked = self.backend.retry_after(exc) if exc else None
         return max(asked, backoff) if asked is not None else backoff
@@ -243,6 +244,12 @@ class LM:
         logger.info("%s: retrying after %s", self.spec, redact(type(exc).__name__))
 
     def _failure(self, exc: Exception) -> Exception:
+        if connection_refused(exc):
+            where = self.backend.base_url or f"the {self.backend.backend} API"
+            return ModelFailedError(
+                f"{self.spec}: cannot connect to {where} (connection refused): is the server "
+                "running, and is --base-url right?"
+            )
         if self.backend.is_retryable(exc):
             detail = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return ModelFailedError(

@@ -21,12 +21,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 from rich.console import Console
 
 from mwe import __version__
 from mwe.errors import InputFileError, UsageError
-from mwe.items import Item, read_jsonl
+from mwe.items import Item, parse_jsonl, read_source
 from mwe.models import Backend, GenerateConfig, get_backend, parse_model
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import Candidate
@@ -37,8 +37,10 @@ from mwe.pipeline.select import select
 from mwe.pipeline.spec import Spec, build_spec, check_description
 from mwe.progress import lm_progress
 from mwe.quality import quality_metrics
+from mwe.secrets import redact_url
 from mwe.store import EvalSetInfo, Store, check_name
 from mwe.templates import TemplateSet, load_templates, load_topics
+from mwe.terminal import shown
 
 CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "stage" or "stage:calls"; see crash_point
 _FLAGS = {
@@ -79,6 +81,11 @@ class GenerateOptions(BaseModel):
     calibrate: bool = Field(default=False, description="Contextual calibration of the judge.")
     max_concurrency: int = Field(default=32, ge=1, le=1024, description="Requests in flight.")
 
+    @field_serializer("generator_base_url", "judge_base_url")
+    def _without_credentials(self, url: str | None) -> str | None:
+        # Options are dumped into runs.params and the provenance: never with a password.
+        return redact_url(url)
+
 
 def check_options(**values: Any) -> GenerateOptions:
     """Validated options, or a one-line usage error naming the flag."""
@@ -90,7 +97,7 @@ def check_options(**values: Any) -> GenerateOptions:
         flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         raise UsageError(f"{flag}: {error['msg']}") from None
     check_description(options.description)
-    if options.name:
+    if options.name is not None:  # an empty --name is a mistake, not "choose one for me"
         check_name(options.name)
     parse_model(options.generator)
     parse_model(options.judge)
@@ -154,10 +161,11 @@ def prepare(**values: Any) -> Prepared:
 def _load_examples(path: Path | None) -> tuple[list[Item], dict[str, Any] | None]:
     if path is None:
         return [], None
-    items = list(read_jsonl(path))
+    data = read_source(path)  # read once: what is hashed is what was parsed
+    items = parse_jsonl(data, str(path))
     if not items:
         raise InputFileError(f"{path}: no examples in the file")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     return items, {"path": str(path.resolve()), "sha256": digest, "count": len(items)}
 
 
@@ -189,7 +197,7 @@ class _Run:
 
     async def run(self) -> tuple[Spec, list[Candidate], Any, Judge]:
         o = self.o
-        self.console.print(f"[bold]spec[/]: asking {self.gen.spec} to define the behaviour")
+        self.console.print(f"[bold]spec[/]: asking {shown(self.gen.spec)} to define the behaviour")
         spec = await build_spec(o.description, o.format, o.name, self.gen, self.templates)
         self._end_stage()
 
@@ -281,9 +289,11 @@ def generate_eval(
         lm.run_id = run_id
     try:
         spec, candidates, dup_counts, judge = asyncio.run(_run_and_close(run))
-    except BaseException:
+    except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         store.conn.execute(
-            "UPDATE runs SET status = 'failed', finished_at = now() WHERE id = ?", [run_id]
+            "UPDATE runs SET status = ?, finished_at = now() WHERE id = ?",
+            ["interrupted" if stopped else "failed", run_id],
         )
         raise
     shortfall = select(candidates, options.format, options.n, min_relevance=options.min_relevance)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import signal
 import time
@@ -42,6 +43,7 @@ from mwe.store import EvalSetInfo, Store, check_name
 from mwe.templates import TemplateSet, load_templates, load_topics
 from mwe.terminal import shown
 
+logger = logging.getLogger(__name__)
 CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "stage" or "stage:calls"; see crash_point
 _FLAGS = {
     "n": "-n",
@@ -239,6 +241,8 @@ class _Run:
         return spec, candidates, dup_counts, judge
 
     def _end_stage(self) -> None:
+        # For logs and pipes, where the bars are drawn only at the end (shown with -v).
+        logger.info("%s: done (%d model calls)", self.stage, self.stage_calls)
         crash_point(self.stage, self.lms)
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ keeps everything scored so far and the same command carries on from there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import signal
@@ -30,6 +31,7 @@ from mwe.scoring.prompts import PROMPT_FORMATS, default_format, options
 from mwe.scoring.results import Result, ScoreRow, results, stored_indices, write_scores
 from mwe.store import EvalSetInfo, Store
 
+logger = logging.getLogger(__name__)
 CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "score:k" kills the process after k written batches
 API_CHUNK = 64  # API rows are written in chunks of this many items
 
@@ -108,6 +110,10 @@ class Scoring:
                 progress.advance(task, len(rows))
                 done_n = progress.tasks[0].completed
                 progress.update(task, rate=f"{done_n / (time.perf_counter() - start):.1f} items/s")
+                # For logs and pipes, where the bar is drawn only at the end (shown with -v).
+                logger.info(
+                    "%s x %s (%s): %d of %d rows stored", info.ref, model, fmt, done_n, len(todo)
+                )
 
             if isinstance(backend, HFBackend):
                 self._score_local(backend, todo, fmt, saved)

@@ -62,7 +62,7 @@ def test_read_only_open_of_an_older_store_asks_for_migrate(tmp_path):
     with Store(path) as store:
         import_jsonl(store, [PERSONA / "agreeableness.jsonl"])
         store.conn.execute("DELETE FROM _migrations WHERE name = ?", [MIGRATIONS[-1][0]])
-    with pytest.raises(StoreError, match="older mwe .* mwe --db .* migrate"):
+    with pytest.raises(StoreError, match=r"older mwe .*mwe --db .* migrate"):
         Store(path, read_only=True)
 
 

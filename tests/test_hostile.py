@@ -1,0 +1,336 @@
+"""Bad input, fed through the CLI as a careless or hostile user would type it.
+
+Each case must give one line on stderr (no traceback), the right exit code, and leave every
+file in the workspace, the store first, exactly as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mwe.store import Store
+
+from .hostile import FIRST, GOOD, Workspace, one_line_error, record, tree
+
+
+@pytest.fixture(scope="module")
+def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("seed") / "store.duckdb"
+    Workspace(db.parent, db).mwe("import", GOOD)
+    return db
+
+
+@pytest.fixture
+def ws(tmp_path: Path, seeded_store: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(seeded_store, root / "store.duckdb")
+    monkeypatch.chdir(root)
+    return Workspace(root, root / "store.duckdb")
+
+
+def deep(ws: Workspace) -> list[object]:
+    return ["import", ws.write("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n")]
+
+
+def with_templates(
+    name: str, extra: str | bytes, file: str = "understand.j2"
+) -> Callable[[Workspace], list[object]]:
+    """``generate`` with a copy of the persona templates that has ``extra`` added to ``file``."""
+    return lambda w: ["generate", "wants x", "--templates", w.templates(name, extra, file=file)]
+
+
+Case = tuple[int, list[str], Callable[[Workspace], list[object]]]
+
+# id -> (exit code, fragments of the message, the arguments, built in the workspace)
+CASES: dict[str, Case] = {
+    # --- import: files ---------------------------------------------------------------------
+    "import a missing file": (2, ["no such file"], lambda w: ["import", "nope.jsonl"]),
+    "import a folder": (2, ["is a directory"], lambda w: ["import", w.root]),
+    "import binary": (
+        2,
+        ["not UTF-8 text"],
+        lambda w: ["import", w.write("bin.jsonl", b"\xff\xfe\x00\x81junk\n")],
+    ),
+    "import truncated JSON": (
+        2,
+        ["line 2: not valid JSON"],
+        lambda w: ["import", w.write("cut.jsonl", FIRST + "\n" + FIRST[:-9] + "\n")],
+    ),
+    "import a JSON array": (
+        2,
+        ["line 1: expected a JSON object"],
+        lambda w: ["import", w.write("array.jsonl", "[1, 2]\n")],
+    ),
+    "import a record missing a field": (
+        2,
+        ["missing required field 'answer_matching_behavior'"],
+        lambda w: [
+            "import",
+            w.write("missing.jsonl", '{"question": "q", "answer_not_matching_behavior": " No"}\n'),
+        ],
+    ),
+    "import an empty file": (2, ["no records"], lambda w: ["import", w.write("e.jsonl", "")]),
+    "import blank lines": (
+        2,
+        ["no records"],
+        lambda w: ["import", w.write("blank.jsonl", "\n \n\t\n")],
+    ),
+    "import /dev/null": (2, ["no records"], lambda w: ["import", "/dev/null", "--name", "x"]),
+    "import JSON nested 100,000 deep": (2, ["line 1: the JSON is nested too deeply"], deep),
+    "import a confidence given as text": (
+        2,
+        ["field 'label_confidence'"],
+        lambda w: ["import", w.write("s.jsonl", record(label_confidence="0.9") + "\n")],
+    ),
+    "import a confidence above 1": (
+        2,
+        ["field 'label_confidence'"],
+        lambda w: ["import", w.write("big.jsonl", record(label_confidence=1.5) + "\n")],
+    ),
+    "import 1e400 in metadata": (
+        2,
+        ["line 1: the number 1e400 is not finite"],
+        lambda w: ["import", w.write("inf.jsonl", FIRST[:-1] + ', "weight": 1e400}\n')],
+    ),
+    "import NaN": (
+        2,
+        ["the number NaN is not finite"],
+        lambda w: ["import", w.write("nan.jsonl", FIRST[:-1] + ', "weight": NaN}\n')],
+    ),
+    "import -Infinity": (
+        2,
+        ["the number -Infinity is not finite"],
+        lambda w: ["import", w.write("ninf.jsonl", FIRST[:-1] + ', "weight": -Infinity}\n')],
+    ),
+    "import an empty question": (
+        2,
+        ["field 'question'"],
+        lambda w: ["import", w.write("q.jsonl", record(question="") + "\n")],
+    ),
+    "import an empty answer list": (
+        2,
+        ["field 'answer_not_matching_behavior'"],
+        lambda w: ["import", w.write("l.jsonl", record(answer_not_matching_behavior=[]) + "\n")],
+    ),
+    "import a list holding an empty answer": (
+        2,
+        ["field 'answer_not_matching_behavior'"],
+        lambda w: ["import", w.write("l2.jsonl", record(answer_not_matching_behavior=[""]) + "\n")],
+    ),
+    "import a number as the question": (
+        2,
+        ["field 'question'"],
+        lambda w: ["import", w.write("n.jsonl", record(question=7) + "\n")],
+    ),
+    "import no files": (2, ["Missing argument"], lambda w: ["import"]),
+    "import stdin without a name": (2, ["needs --name"], lambda w: ["import", "-"]),
+    # --- names and references --------------------------------------------------------------
+    "name with a newline": (2, ["invalid set name"], lambda w: ["import", GOOD, "--name", "x\n"]),
+    "empty name": (2, ["invalid set name ''"], lambda w: ["import", GOOD, "--name", ""]),
+    "name with spaces": (2, ["'has-spaces'"], lambda w: ["import", GOOD, "--name", "Has Spaces"]),
+    "name that climbs folders": (
+        2,
+        ["invalid set name"],
+        lambda w: ["import", GOOD, "--name", "../x"],
+    ),
+    "name of 101 characters": (
+        2,
+        ["invalid set name"],
+        lambda w: ["import", GOOD, "--name", "a" * 101],
+    ),
+    "version in Arabic digits": (2, ["invalid version"], lambda w: ["show", "agreeableness@١"]),
+    "version 0": (2, ["invalid version"], lambda w: ["show", "agreeableness@0"]),
+    "negative version": (2, ["invalid version"], lambda w: ["show", "agreeableness@-1"]),
+    "two versions": (2, ["invalid version"], lambda w: ["show", "agreeableness@1@2"]),
+    "unknown set": (2, ["did you mean 'agreeableness'"], lambda w: ["show", "agreeablenes"]),
+    "unknown version": (2, ["has no version 9"], lambda w: ["export", "agreeableness@9"]),
+    # --- show and diff ---------------------------------------------------------------------
+    "show -n -1": (
+        2,
+        ["-1 is not in the range x>=0"],
+        lambda w: ["show", "agreeableness", "-n", "-1"],
+    ),
+    "show -n abc": (
+        2,
+        ["'abc' is not a valid integer"],
+        lambda w: ["show", "agreeableness", "-n", "abc"],
+    ),
+    "diff -n -5": (
+        2,
+        ["not in the range"],
+        lambda w: ["diff", "agreeableness", "agreeableness", "-n", "-5"],
+    ),
+    # --- export ----------------------------------------------------------------------------
+    "export an unknown format": (
+        2,
+        ["'xml' is not one of"],
+        lambda w: ["export", "agreeableness", "--format", "xml"],
+    ),
+    "export onto a file": (
+        2,
+        ["exists and is not a folder"],
+        lambda w: ["export", "agreeableness", "--out", w.write("f.txt", "x")],
+    ),
+    "export under a file": (
+        2,
+        ["cannot write the export to", "f.txt/x"],
+        lambda w: ["export", "agreeableness", "--out", w.write("f.txt", "x") / "x"],
+    ),
+    "export into /proc": (
+        2,
+        ["cannot write the export to /proc/x"],
+        lambda w: ["export", "agreeableness", "--out", "/proc/x"],
+    ),
+    "export --force over the store's folder": (
+        2,
+        ["it holds the store"],
+        lambda w: ["export", "agreeableness", "--out", w.root, "--force"],
+    ),
+    "export --force over .": (
+        2,
+        ["it holds the store"],
+        lambda w: ["export", "agreeableness", "--out", ".", "--force"],
+    ),
+    "export into the store's folder": (
+        2,
+        ["is not empty"],
+        lambda w: ["export", "agreeableness", "--out", w.root],
+    ),
+    "export --force over someone's folder": (
+        2,
+        ["mwe did not write it"],
+        lambda w: [
+            "export",
+            "agreeableness",
+            "--out",
+            w.write("mine/notes.txt", "x").parent,
+            "--force",
+        ],
+    ),
+    "export --push-to-hub as jsonl": (
+        2,
+        ["--push-to-hub needs --format hf"],
+        lambda w: ["export", "agreeableness", "--push-to-hub", "me/x"],
+    ),
+    # --- generate (all refused before any model is called) -------------------------------
+    "generate an empty description": (2, ["description"], lambda w: ["generate", "  "]),
+    "generate a 5,000-character description": (
+        2,
+        ["description"],
+        lambda w: ["generate", "x" * 5000],
+    ),
+    "generate -n 0": (2, ["-n"], lambda w: ["generate", "wants x", "-n", "0"]),
+    "generate --oversample 0": (
+        2,
+        ["--oversample"],
+        lambda w: ["generate", "wants x", "--oversample", "0"],
+    ),
+    "generate an unknown format": (
+        2,
+        ["--format"],
+        lambda w: ["generate", "wants x", "--format", "xml"],
+    ),
+    "generate an empty name": (
+        2,
+        ["invalid set name ''"],
+        lambda w: ["generate", "wants x", "--name", ""],
+    ),
+    "generate with an unknown backend": (
+        2,
+        ["unknown backend 'opnai'", "did you mean 'openai'"],
+        lambda w: ["generate", "wants x", "--generator", "opnai:gpt"],
+    ),
+    "generate with no model name": (
+        2,
+        ["names no model"],
+        lambda w: ["generate", "wants x", "--judge", "openai:"],
+    ),
+    "generate from missing examples": (
+        2,
+        ["no such file"],
+        lambda w: ["generate", "wants x", "--examples", "nope.jsonl"],
+    ),
+    "generate from a missing template folder": (
+        2,
+        ["no such template folder"],
+        lambda w: ["generate", "wants x", "--templates", "nope"],
+    ),
+    "template reaching __class__": (
+        2,
+        ["understand.j2: cannot render", "SecurityError"],
+        with_templates("t1", "{{ ''.__class__.__mro__[1].__subclasses__() }}"),
+    ),
+    "template reaching os.popen": (
+        2,
+        ["cannot render", "SecurityError"],
+        with_templates("t2", "{{ cycler.__init__.__globals__.os.popen('id').read() }}"),
+    ),
+    "template with a huge range": (
+        2,
+        ["cannot render", "Range too big"],
+        with_templates("t3", "{% for i in range(100000000) %}x{% endfor %}"),
+    ),
+    "template repeating a string 10**10 times": (
+        2,
+        ["cannot render", "longer than 100,000"],
+        with_templates("t4", "{{ 'x' * 10000000000 }}", file="judge.j2"),
+    ),
+    "template that is not UTF-8": (
+        2,
+        ["generate.j2: not UTF-8 text"],
+        with_templates("t5", b"\xff\xfe", file="generate.j2"),
+    ),
+    "template with an unknown variable": (
+        2,
+        ["uses secret"],
+        with_templates("t6", "{{ secret }}"),
+    ),
+    "template with a syntax error": (
+        2,
+        ["relevance.j2 line"],
+        with_templates("t7", "{% if %}", file="relevance.j2"),
+    ),
+    # --- score -----------------------------------------------------------------------------
+    "score an unknown set": (
+        2,
+        ["no eval set named 'nope'"],
+        lambda w: ["score", "nope", "--model", "local"],
+    ),
+    "score a bad prompt format": (
+        2,
+        ["unknown prompt format 'xml'"],
+        lambda w: ["score", "agreeableness", "--model", "local", "--prompt-format", "xml"],
+    ),
+    "score a negative batch size": (
+        2,
+        ["--batch-size must be 'auto' or a positive number"],
+        lambda w: ["score", "agreeableness", "--model", "local", "--batch-size", "-3"],
+    ),
+    "score a model string with no backend": (
+        2,
+        ["names no backend"],
+        lambda w: ["score", "agreeableness", "--model", "gpt-4"],
+    ),
+    "ask without an OpenAI key": (2, ["no OpenAI API key"], lambda w: ["ask", "openai:gpt", "hi"]),
+    "an unknown command": (2, ["No such command 'imprt'"], lambda w: ["imprt", GOOD]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_changes_nothing(
+    case: str, ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code, fragments, build = CASES[case]
+    args = build(ws)
+    before = tree(ws.root)
+    result = ws.mwe(*args)
+    one_line_error(result, code, *fragments)
+    assert tree(ws.root) == before
+    with Store(ws.db, read_only=True) as store:
+        assert [info.ref for info in store.list_sets()] == ["agreeableness@1"]

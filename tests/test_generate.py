@@ -40,7 +40,11 @@ def scripted_server() -> FakeLLMServer:
 
 @pytest.fixture
 def examples_file(tmp_path: Path) -> Path:
-    path = tmp_path / "examples.jsonl"
+    return write_examples(tmp_path / "examples.jsonl")
+
+
+def write_examples(path: Path) -> Path:
+    """The few-shot examples, as a JSONL file at ``path``."""
     with path.open("w") as handle:
         for text, answer in EXAMPLES:
             handle.write(

@@ -1,4 +1,4 @@
-# Two commands: `make demo` runs the main job, `make test` runs the whole suite.
+# Two commands: `make demo` runs the main job, `make test` runs lint and the whole suite.
 # Both create .venv and install everything on first use.
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	bash scripts/demo.sh
 
-test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+test: lint
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check mwe tests scripts
+	$(BIN)/ruff format --check mwe tests scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -125,7 +125,7 @@ def ask_cmd(
 @click.option(
     "--templates",
     type=click.Path(path_type=Path),
-    help="Template folder [default: the built-in prompts/].",
+    help="Template folder [default: the built-in mwe/prompts/].",
 )
 @click.option("--seed", default=0, show_default=True, help="Seeds topics and example sampling.")
 @click.option("--temperature", default=1.0, show_default=True, help="Generator temperature.")

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,6 +169,47 @@ def store_failure(path: Path, exc: duckdb.Error) -> StoreError:
             "space, or use another --db"
         )
     return StoreError(f"{path}: the database failed ({detail})")
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One scored item: every option's log-probability and the method that produced them."""
+
+    idx: int
+    logprobs: dict[str, float | None]
+    method: str
+    details: dict[str, Any] | None = None
+
+
+def _insert_arrow(conn: duckdb.DuckDBPyConnection, rows: pa.Table, sql: str) -> None:
+    """Run ``sql``, an ``INSERT ... SELECT ... FROM _rows``, over an Arrow table: one statement
+    for many rows, where row-by-row inserts are ~100x slower."""
+    conn.register("_rows", rows)
+    try:
+        conn.execute(sql)
+    finally:
+        conn.unregister("_rows")
+
+
+_CANDIDATE_COLUMNS = (
+    "run_id, idx, stage, intended_label, item, raw_text, label_confidence, relevance, kept, "
+    "drop_reason, llm_call_key"
+)
+_CALL_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("backend", pa.string()),
+        ("model", pa.string()),
+        ("base_url", pa.string()),
+        ("request", pa.string()),
+        ("response", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("latency_s", pa.float64()),
+        ("run_id", pa.int64()),
+    ]
+)
 
 
 class Store:
@@ -353,14 +394,16 @@ class Store:
         stats: dict[str, Any] | None = None,
         parent: EvalSetInfo | None = None,
         run_kind: str | None = None,
-        on_write: Callable[[duckdb.DuckDBPyConnection, int], None] | None = None,
+        run_id: int | None = None,
+        candidates: Sequence[dict[str, Any]] = (),
     ) -> EvalSetInfo:
         """Write ``items`` as the next version of ``name``, atomically, and return it.
 
         The parent defaults to the current latest version of ``name``, if there is one. Items
         identical to the latest version's (same content hash) make no new version: the latest
-        is returned as it is. ``on_write(conn, set_id)`` runs inside the same transaction, for
-        rows that must land together with the version (a generation run's candidates).
+        is returned as it is. ``run_kind`` records a finished run (an import) with the version;
+        ``run_id`` marks a started run done with it, and its ``candidates`` rows land in the same
+        transaction.
         """
         check_name(name)
         if not items:
@@ -397,8 +440,15 @@ class Store:
                 ],
             ).fetchone()[0]
             self._insert_items(conn, set_id, items, hashes)
-            if on_write is not None:
-                on_write(conn, set_id)
+            if candidates:
+                _insert_arrow(
+                    conn,
+                    pa.Table.from_pylist(list(candidates)),
+                    f"INSERT INTO candidates ({_CANDIDATE_COLUMNS}) "
+                    f"SELECT {_CANDIDATE_COLUMNS} FROM _rows",
+                )
+            if run_id is not None:
+                self.finish_run(run_id, "done", set_id=set_id)
             if run_kind:
                 conn.execute(
                     "INSERT INTO runs (kind, status, params, set_id, started_at, finished_at) "
@@ -430,8 +480,146 @@ class Store:
                 "metadata": [json.dumps(item.metadata) for item in items],
             }
         )
-        conn.register("_new_items", table)
+        _insert_arrow(conn, table, "INSERT INTO items SELECT * FROM _rows")
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(self, kind: str, params: dict[str, Any] | None = None) -> int:
+        """Record a run (``generate``, ``score``, ...) as running; return its id."""
+        row = self.conn.execute(
+            "INSERT INTO runs (kind, status, params, started_at) VALUES (?, 'running', ?, now()) "
+            "RETURNING id",
+            [kind, json.dumps(params) if params is not None else None],
+        ).fetchone()
+        assert row is not None  # RETURNING always gives the new row
+        return int(row[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        set_id: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Mark a run ``done``, ``failed`` or ``interrupted``; ``set_id`` and ``params`` (which
+        replace the ones it started with) when given."""
+        self.conn.execute(
+            "UPDATE runs SET status = ?, finished_at = now(), set_id = coalesce(?, set_id), "
+            "params = coalesce(?, params) WHERE id = ?",
+            [status, set_id, json.dumps(params) if params is not None else None, run_id],
+        )
+
+    # -- the call cache (the CallStore protocol of mwe.models.cache) -------------------------
+
+    def call_keys(self, identity: dict[str, Any]) -> list[str]:
+        """The keys of every cached call of one model (backend, model, base URL)."""
+        rows = self.conn.execute(
+            "SELECT key FROM llm_calls WHERE backend = ? AND model = ? "
+            "AND base_url IS NOT DISTINCT FROM ?",
+            [identity["backend"], identity["model"], identity.get("base_url")],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def call_responses(self, keys: Sequence[str]) -> dict[str, str]:
+        """The stored responses (JSON text) of those ``keys`` that are cached."""
+        rows = self.conn.execute(
+            "SELECT key, response FROM llm_calls WHERE key IN (SELECT unnest(?))", [list(keys)]
+        ).fetchall()
+        return dict(rows)
+
+    def write_calls(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store new calls (the columns of ``llm_calls`` but ``created_at``); a key already
+        stored is kept as it was. Safe to call from a worker thread."""
+        table = pa.Table.from_pylist(list(rows), schema=_CALL_SCHEMA)
+        columns = ", ".join(_CALL_SCHEMA.names)
+        cursor = self.conn.cursor()  # a connection of its own, for the worker thread
         try:
-            conn.execute("INSERT INTO items SELECT * FROM _new_items")
+            _insert_arrow(
+                cursor,
+                table,
+                f"INSERT INTO llm_calls ({columns}, created_at) SELECT {columns}, now() FROM _rows "
+                "ON CONFLICT DO NOTHING",
+            )
         finally:
-            conn.unregister("_new_items")
+            cursor.close()
+
+    def call_totals(self) -> dict[str, Any]:
+        """Calls, tokens and cost over the whole cache (cost ``None`` if any price is unknown)."""
+        row = self.conn.execute(
+            "SELECT count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd), "
+            "count(*) FILTER (WHERE cost_usd IS NULL) FROM llm_calls"
+        ).fetchone()
+        assert row is not None  # an aggregate always gives one row
+        calls, inputs, outputs, cost, unknown = row
+        return {
+            "calls": calls,
+            "input_tokens": inputs or 0,
+            "output_tokens": outputs or 0,
+            "cost_usd": None if unknown else (cost or 0.0),
+        }
+
+    # -- scores ----------------------------------------------------------------------------
+
+    def scored_indices(self, info: EvalSetInfo, model: str, prompt_format: str) -> set[int]:
+        """The items of a version already scored for this model and format."""
+        rows = self.conn.execute(
+            "SELECT idx FROM scores WHERE set_id = ? AND model = ? AND prompt_format = ?",
+            [info.id, model, prompt_format],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def write_scores(
+        self,
+        info: EvalSetInfo,
+        model: str,
+        prompt_format: str,
+        run_id: int | None,
+        rows: Sequence[ScoreRow],
+    ) -> None:
+        """Store rows in one statement (committed at once: a kill loses at most the next
+        batch); a row already stored is kept as it was."""
+        if not rows:
+            return
+        table = pa.table(
+            {
+                "set_id": [info.id] * len(rows),
+                "idx": [r.idx for r in rows],
+                "model": [model] * len(rows),
+                "prompt_format": [prompt_format] * len(rows),
+                "run_id": pa.array([run_id] * len(rows), pa.int64()),
+                "method": [r.method for r in rows],
+                "logprobs": [json.dumps(r.logprobs) for r in rows],
+                "details": [json.dumps(r.details) if r.details is not None else None for r in rows],
+            }
+        )
+        _insert_arrow(
+            self.conn,
+            table,
+            "INSERT INTO scores (set_id, idx, model, prompt_format, run_id, method, logprobs, "
+            "details, created_at) SELECT set_id, idx, model, prompt_format, run_id, method, "
+            "logprobs, details, now() FROM _rows ON CONFLICT DO NOTHING",
+        )
+
+    def score_rows(
+        self, set_id: int | None = None, model: str | None = None
+    ) -> list[tuple[str, str, str, str, dict[str, float | None], str]]:
+        """Every score row as (set ref, model, prompt format, method, log-probs, matching
+        answer), ordered by set, model, format and item; only one set's or model's if given."""
+        where: list[str] = []
+        params: list[Any] = []
+        if set_id is not None:
+            where.append("s.set_id = ?")
+            params.append(set_id)
+        if model is not None:
+            where.append("s.model = ?")
+            params.append(model)
+        rows = self.conn.execute(
+            "SELECT e.name || '@' || e.version, s.model, s.prompt_format, s.method, s.logprobs, "
+            "i.answer_matching_behavior FROM scores s JOIN items i ON i.set_id = s.set_id "
+            "AND i.idx = s.idx JOIN eval_sets e ON e.id = s.set_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY e.name, e.version, s.model, s.prompt_format, s.idx",
+            params,
+        ).fetchall()
+        return [(ref, m, f, method, json.loads(lp), ans) for ref, m, f, method, lp, ans in rows]

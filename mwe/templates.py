@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from mwe.errors import UsageError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# The built-in templates ship inside the package, so an installed wheel finds them too.
+PROMPTS_DIR = Path(str(resources.files("mwe") / "prompts"))
 
 # The variables the pipeline gives each template; a template may use any subset of them.
 VARIABLES: dict[str, frozenset[str]] = {
@@ -57,6 +59,14 @@ class TemplateSet:
     folder: Path
     sources: dict[str, str]
     hashes: dict[str, str]
+
+    @property
+    def origin(self) -> str:
+        """Where the templates came from, for provenance: ``mwe/prompts/<format>`` for the
+        built-in ones (the same on every machine), else the folder's path."""
+        if self.folder.is_relative_to(PROMPTS_DIR):
+            return f"mwe/prompts/{self.folder.relative_to(PROMPTS_DIR)}"
+        return str(self.folder)
 
     def render(self, name: str, **variables: Any) -> str:
         """Render template ``name``; every variable it uses must be given."""
@@ -133,7 +143,8 @@ def _used(source: str) -> set[str]:
 
 def load_templates(fmt: str, folder: str | Path | None = None) -> TemplateSet:
     """Load and check the templates of format ``fmt`` from ``folder`` (a folder holding the
-    ``.j2`` files, or one with a subfolder per format); the built-in ``prompts/`` by default."""
+    ``.j2`` files, or one with a subfolder per format); the built-in ``mwe/prompts/`` by
+    default."""
     base = Path(folder) if folder is not None else PROMPTS_DIR
     chosen = base / fmt if (base / fmt).is_dir() else base
     if not chosen.is_dir():

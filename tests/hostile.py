@@ -13,12 +13,13 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from mwe.cli import cli
+from mwe.templates import PROMPTS_DIR
 
-from .conftest import PERSONA, REPO
+from .conftest import PERSONA
 
 GOOD = PERSONA / "agreeableness.jsonl"
 FIRST = GOOD.read_text(encoding="utf-8").splitlines()[0]
-TEMPLATES = REPO / "prompts" / "persona"
+TEMPLATES = PROMPTS_DIR / "persona"
 
 
 def tree(root: Path) -> dict[str, object]:

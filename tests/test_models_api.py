@@ -158,6 +158,7 @@ def test_anthropic_says_it_has_no_logprobs(db):
 
     with FakeLLMServer() as server, Store(db) as store:
         lm = make_lm("anthropic", server, store)
+        assert not lm.backend.answers_logprobs  # declared, so callers vote without trying
         with pytest.raises(CapabilityError, match="no log-probabilities"):
             asyncio.run(lm.answer_logprobs([Message(role="user", content="x")], [" Yes"]))
 

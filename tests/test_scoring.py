@@ -154,6 +154,39 @@ def test_api_scoring_records_the_method(mwe, db, model, method, monkeypatch):
         assert row["matching_rate"] == pytest.approx(0.5 * 0.909 + 0.5 * 0.091, abs=0.02)
 
 
+NO_TORCH = """
+import sys
+from click.testing import CliRunner
+from mwe.cli import cli
+
+runner = CliRunner()
+assert runner.invoke(cli, ["--help"]).exit_code == 0
+db, url = sys.argv[1], sys.argv[2]
+args = ["--db", db, "score", "agreeableness", "--model", "openai:gpt-test", "--limit", "8",
+        "--base-url", url]
+result = runner.invoke(cli, args)
+assert result.exit_code == 0, result.output
+print("torch imported" if "torch" in sys.modules else "no torch")
+"""
+
+
+def test_scoring_an_api_model_imports_no_torch(mwe, db, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    with FakeLLMServer() as server:
+        run = subprocess.run(
+            [sys.executable, "-c", NO_TORCH, str(db), server.openai_url],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "no torch"
+    with Store(db, read_only=True) as store:
+        assert store.conn.execute("SELECT count(*) FROM scores").fetchone() == (8,)
+
+
 def test_results_command_outputs(mwe, db, local):
     assert mwe("import", PERSONA / "desire-for-acquiring-power.jsonl").exit_code == 0
     result = mwe(

@@ -14,15 +14,22 @@ from mwe.models.base import (
     Samples,
     Usage,
 )
+from mwe.models.cache import CallStore, MemoryCalls
 from mwe.models.errors import MissingKeyError, ModelFailedError
 from mwe.models.lm import LM, CallStats
 from mwe.models.registry import BACKENDS, UnknownModelError, get_backend, parse_model
-from mwe.store import Store
 
 
-def get_lm(spec: str, store: Store, *, max_concurrency: int | None = None, **options: Any) -> LM:
-    """An :class:`LM` for model string ``spec`` whose calls are cached in ``store``."""
-    return LM(get_backend(spec, **options), store, max_concurrency=max_concurrency)
+def get_lm(
+    spec: str,
+    calls: CallStore | None = None,
+    *,
+    max_concurrency: int | None = None,
+    **options: Any,
+) -> LM:
+    """An :class:`LM` for model string ``spec`` whose calls are cached in ``calls`` (a
+    :class:`mwe.store.Store`, or in memory when not given)."""
+    return LM(get_backend(spec, **options), calls, max_concurrency=max_concurrency)
 
 
 __all__ = [
@@ -31,8 +38,10 @@ __all__ = [
     "AnswerLogprobs",
     "Backend",
     "CallStats",
+    "CallStore",
     "CapabilityError",
     "GenerateConfig",
+    "MemoryCalls",
     "Message",
     "MissingKeyError",
     "ModelFailedError",

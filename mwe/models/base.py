@@ -8,7 +8,7 @@ concurrency: :class:`mwe.models.lm.LM` wraps them with all three.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +83,11 @@ class Backend:
     backend: str = ""
     #: Default cap on concurrent requests; local backends batch instead of running in parallel.
     max_concurrency: int = 32
+    #: What the backend can do, declared so that callers choose a method up front instead of
+    #: catching :class:`CapabilityError`: log-probabilities of given answers to a chat prompt,
+    #: and the log-likelihood of a continuation of raw text (the local scoring runner).
+    answers_logprobs: ClassVar[bool] = False
+    scores_continuations: ClassVar[bool] = False
 
     def __init__(self, model: str, *, base_url: str | None = None) -> None:
         self.model = model
@@ -94,6 +99,10 @@ class Backend:
     def spec(self) -> str:
         """The model string this backend was made from, e.g. ``openai:gpt-4.1-mini``."""
         return f"{self.backend}:{self.model}" if self.model else self.backend
+
+    def default_prompt_format(self) -> str:
+        """The prompt format a model is scored in when none is given: ``chat`` for APIs."""
+        return "chat"
 
     def identity(self) -> dict[str, Any]:
         """What identifies this model in a cache key; never a credential."""

@@ -1,13 +1,17 @@
-"""The LM call cache: the ``llm_calls`` table of the store.
+"""The LM call cache: every call's request and response, keyed by a hash of the request.
 
 A row is keyed by a hash of the canonical request: the model's identity (backend, model, base
 URL), the kind of call, the messages, the sampling parameters and the sample index. A hit costs
 no request. The cache is how a killed run resumes without paying twice, the audit trail of which
 prompt produced what, and the cost report. API keys are never part of a key or a row.
 
+Where rows live is a :class:`CallStore`: the DuckDB store (its ``llm_calls`` table) for the CLI,
+or :class:`MemoryCalls` for a library user or a test that wants none, so the model layer needs
+no database.
+
 Speed matters here: at hundreds of calls a second, one DuckDB statement per call costs more than
 the rest of the client. So new rows are buffered and written in batches on a worker thread
-(every ``flush_every`` seconds at most), and a lookup skips the database entirely for keys the
+(every ``flush_every`` seconds at most), and a lookup skips the store entirely for keys the
 cache knows it lacks (it keeps the set of keys it holds for each model, loaded once).
 """
 
@@ -17,42 +21,68 @@ import asyncio
 import hashlib
 import json
 import threading
-from typing import Any
-
-import pyarrow as pa
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from mwe.items import canonical_json
 from mwe.models.base import Usage
-from mwe.store import Store
 
-_COLUMNS = (
-    "key",
-    "backend",
-    "model",
-    "base_url",
-    "request",
-    "response",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "latency_s",
-    "run_id",
-)
-_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("backend", pa.string()),
-        ("model", pa.string()),
-        ("base_url", pa.string()),
-        ("request", pa.string()),
-        ("response", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cost_usd", pa.float64()),
-        ("latency_s", pa.float64()),
-        ("run_id", pa.int64()),
-    ]
-)
+
+class CallStore(Protocol):
+    """Where cached calls are kept; :class:`mwe.store.Store` is one."""
+
+    def call_keys(self, identity: dict[str, Any]) -> list[str]:
+        """The keys of every cached call of one model (backend, model, base URL)."""
+        ...
+
+    def call_responses(self, keys: Sequence[str]) -> dict[str, str]:
+        """The responses (JSON text) of those ``keys`` that are cached."""
+        ...
+
+    def write_calls(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep new calls; a key already kept stays as it was. Called from a worker thread."""
+        ...
+
+    def call_totals(self) -> dict[str, Any]:
+        """Calls, tokens and cost over everything kept."""
+        ...
+
+
+class MemoryCalls:
+    """A :class:`CallStore` in memory, for a run that keeps nothing once it ends."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def call_keys(self, identity: dict[str, Any]) -> list[str]:
+        ident = (identity["backend"], identity["model"], identity.get("base_url"))
+        with self._lock:
+            return [
+                k
+                for k, r in self.rows.items()
+                if (r["backend"], r["model"], r["base_url"]) == ident
+            ]
+
+    def call_responses(self, keys: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            return {k: self.rows[k]["response"] for k in keys if k in self.rows}
+
+    def write_calls(self, rows: Sequence[dict[str, Any]]) -> None:
+        with self._lock:
+            for row in rows:
+                self.rows.setdefault(row["key"], row)
+
+    def call_totals(self) -> dict[str, Any]:
+        with self._lock:
+            rows = list(self.rows.values())
+        costs = [r["cost_usd"] for r in rows]
+        return {
+            "calls": len(rows),
+            "input_tokens": sum(r["input_tokens"] or 0 for r in rows),
+            "output_tokens": sum(r["output_tokens"] or 0 for r in rows),
+            "cost_usd": None if None in costs else float(sum(costs)),
+        }
 
 
 def request_key(request: dict[str, Any]) -> str:
@@ -65,10 +95,12 @@ def _short(key: str) -> int:
 
 
 class CallCache:
-    """Reads and writes ``llm_calls`` rows through a :class:`Store`."""
+    """Reads calls from a :class:`CallStore` and writes new ones to it in batches."""
 
-    def __init__(self, store: Store, *, flush_every: float = 0.1, max_pending: int = 512) -> None:
-        self.store = store
+    def __init__(
+        self, calls: CallStore, *, flush_every: float = 0.1, max_pending: int = 512
+    ) -> None:
+        self.calls = calls
         self.flush_every = flush_every
         self.max_pending = max_pending
         self._pending: dict[str, dict[str, Any]] = {}
@@ -80,12 +112,7 @@ class CallCache:
     def _known_keys(self, identity: dict[str, Any]) -> set[int]:
         ident = (identity["backend"], identity["model"], identity.get("base_url"))
         if ident not in self._known:
-            rows = self.store.conn.execute(
-                "SELECT key FROM llm_calls WHERE backend = ? AND model = ? "
-                "AND base_url IS NOT DISTINCT FROM ?",
-                list(ident),
-            ).fetchall()
-            self._known[ident] = {_short(row[0]) for row in rows}
+            self._known[ident] = {_short(key) for key in self.calls.call_keys(identity)}
         return self._known[ident]
 
     def get_many(self, identity: dict[str, Any], keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -96,10 +123,8 @@ class CallCache:
         known = self._known_keys(identity)
         ask = [k for k in keys if k not in found and _short(k) in known]
         if ask:
-            rows = self.store.conn.execute(
-                "SELECT key, response FROM llm_calls WHERE key IN (SELECT unnest(?))", [ask]
-            ).fetchall()
-            found.update((key, json.loads(response)) for key, response in rows)
+            stored = self.calls.call_responses(ask)
+            found.update((key, json.loads(response)) for key, response in stored.items())
         return found
 
     def put(
@@ -168,29 +193,9 @@ class CallCache:
                         del self._pending[row["key"]]
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        table = pa.Table.from_pylist(rows, schema=_SCHEMA)
-        # A cursor is a connection of its own, safe to use from a worker thread.
-        cursor = self.store.conn.cursor()
-        try:
-            cursor.register("_new_calls", table)
-            cursor.execute(
-                f"INSERT INTO llm_calls ({', '.join(_COLUMNS)}, created_at) "
-                f"SELECT {', '.join(_COLUMNS)}, now() FROM _new_calls ON CONFLICT DO NOTHING"
-            )
-        finally:
-            cursor.close()
+        self.calls.write_calls(rows)
 
     def totals(self) -> dict[str, Any]:
         """Calls, tokens and cost over the whole cache (cost ``None`` if any price is unknown)."""
         self.flush()
-        row = self.store.conn.execute(
-            "SELECT count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd), "
-            "count(*) FILTER (WHERE cost_usd IS NULL) FROM llm_calls"
-        ).fetchone()
-        calls, inputs, outputs, cost, unknown = row
-        return {
-            "calls": calls,
-            "input_tokens": inputs or 0,
-            "output_tokens": outputs or 0,
-            "cost_usd": None if unknown else (cost or 0.0),
-        }
+        return self.calls.call_totals()

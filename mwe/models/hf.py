@@ -106,6 +106,8 @@ class HFBackend(Backend):
     backend = "hf"
     # Concurrency here only feeds the micro-batcher; batches are bounded by batch_size.
     max_concurrency = 256
+    answers_logprobs = True
+    scores_continuations = True
 
     def __init__(
         self,
@@ -129,6 +131,10 @@ class HFBackend(Backend):
         self._abort = threading.Event()
         self._gen = MicroBatcher(self._generate_batch, batch_size, on_cancel=self._abort.set)
         self._lp = MicroBatcher(self._answer_logprobs_batch, batch_size)
+
+    def default_prompt_format(self) -> str:
+        """``chat`` for a model with a chat template, ``raw`` for a base model."""
+        return "chat" if getattr(self.tokenizer, "chat_template", None) else "raw"
 
     def _load(self, model: str) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer

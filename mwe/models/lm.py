@@ -21,12 +21,11 @@ from tenacity import (
 )
 
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Usage
-from mwe.models.cache import CallCache, request_key
+from mwe.models.cache import CallCache, CallStore, MemoryCalls, request_key
 from mwe.models.errors import ModelFailedError, connection_refused
 from mwe.models.limiter import AdaptiveLimiter
 from mwe.models.pricing import cost_usd
 from mwe.secrets import redact
-from mwe.store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,7 +61,9 @@ class CallStats:
 class LM:
     """A model with caching, retries and adaptive concurrency.
 
-    ``store`` holds the cache (use ``Store(":memory:")`` for a throw-away one). ``max_attempts``
+    ``calls`` keeps the call cache: a :class:`mwe.store.Store`, so that a rerun pays for
+    nothing twice, or by default a :class:`MemoryCalls` that lasts as long as the process.
+    ``max_attempts``
     counts the first try; ``backoff`` is the base and cap, in seconds, of the jittered
     exponential wait between attempts (a provider's Retry-After is honoured when longer).
     """
@@ -70,7 +71,7 @@ class LM:
     def __init__(
         self,
         backend: Backend,
-        store: Store,
+        calls: CallStore | None = None,
         *,
         max_concurrency: int | None = None,
         max_attempts: int = 8,
@@ -78,7 +79,7 @@ class LM:
         run_id: int | None = None,
     ) -> None:
         self.backend = backend
-        self.cache = CallCache(store)
+        self.cache = CallCache(calls if calls is not None else MemoryCalls())
         self.limiter = AdaptiveLimiter(max_concurrency or backend.max_concurrency)
         self.max_attempts = max_attempts
         self._exp_wait = wait_random_exponential(multiplier=backoff[0], max=backoff[1])

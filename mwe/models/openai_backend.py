@@ -25,6 +25,7 @@ class OpenAIBackend(Backend):
     """``openai:<model>``; with ``base_url``, any server that speaks the same protocol."""
 
     backend = "openai"
+    answers_logprobs = True
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,13 +71,13 @@ class Candidate:
         )
 
     def row(self, run_id: int) -> dict[str, Any]:
-        """The ``candidates`` table row."""
+        """The ``candidates`` table row (the item as JSON text)."""
         return {
             "run_id": run_id,
             "idx": self.idx,
             "stage": self.stage,
             "intended_label": self.label,
-            "item": self.item().to_record() if self.text else None,
+            "item": json.dumps(self.item().to_record()) if self.text else None,
             "raw_text": self.text,
             "label_confidence": self.label_confidence,
             "relevance": self.relevance,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mwe.items import Item
-from mwe.models import CapabilityError, GenerateConfig, Message
+from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
 from mwe.pipeline.spec import Spec
@@ -59,6 +59,11 @@ class Judge:
     calibrate: bool = False
     _priors: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A backend without log-probabilities (Anthropic) votes by sampling instead.
+        if not self.lm.backend.answers_logprobs:
+            self.method = "votes"
+
     async def probabilities(
         self, template: str, text: str, options: Sequence[str]
     ) -> dict[str, float]:
@@ -81,11 +86,8 @@ class Judge:
         )
         messages = [Message(role="user", content=prompt)]
         if self.method == "logprobs":
-            try:
-                result = await self.lm.answer_logprobs(messages, list(options))
-                return normalised(result.logprobs, options)
-            except CapabilityError:
-                self.method = "votes"
+            result = await self.lm.answer_logprobs(messages, list(options))
+            return normalised(result.logprobs, options)
         replies = await self.lm.generate(
             messages, GenerateConfig(n=self.votes, temperature=1.0, max_tokens=5)
         )

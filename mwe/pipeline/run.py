@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 from rich.console import Console
 
@@ -284,30 +283,21 @@ def generate_eval(
     console = console or Console(stderr=True)
     start = time.perf_counter()
     run = _Run(prepared, store, console)
-    run_id = store.conn.execute(
-        "INSERT INTO runs (kind, status, params, started_at) VALUES ('generate', 'running', ?, "
-        "now()) RETURNING id",
-        [options.model_dump_json()],
-    ).fetchone()[0]
+    run_id = store.start_run("generate", options.model_dump(mode="json"))
     for lm in run.lms:
         lm.run_id = run_id
     try:
         spec, candidates, dup_counts, judge = asyncio.run(_run_and_close(run))
     except BaseException as exc:
         stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-        store.conn.execute(
-            "UPDATE runs SET status = ?, finished_at = now() WHERE id = ?",
-            ["interrupted" if stopped else "failed", run_id],
-        )
+        store.finish_run(run_id, "interrupted" if stopped else "failed")
         raise
     shortfall = select(candidates, options.format, options.n, min_relevance=options.min_relevance)
     kept = sorted((c for c in candidates if c.kept), key=lambda c: c.idx)
     reasons = Counter(c.drop_reason for c in candidates if c.drop_reason)
     run.counts.update(dropped=dict(reasons), kept=len(kept), shortfall=shortfall)
     if not kept:
-        store.conn.execute(
-            "UPDATE runs SET status = 'failed', finished_at = now() WHERE id = ?", [run_id]
-        )
+        store.finish_run(run_id, "failed")
         raise UsageError(
             f"no candidate passed the filter ({json.dumps(run.counts['dropped'])}): try more "
             "--oversample, a stronger --generator or --judge, or another description"
@@ -329,7 +319,7 @@ def generate_eval(
         "generator": run.gen.backend.identity(),
         "judge": run.judge_lm.backend.identity(),
         "judge_method": judge.method,
-        "templates": {"folder": str(templates.folder), "hashes": templates.hashes},
+        "templates": {"folder": templates.origin, "hashes": templates.hashes},
         "parameters": options.model_dump(mode="json", exclude={"description", "name"}),
         "examples": prepared.examples_info,
         "counts": run.counts,
@@ -346,13 +336,11 @@ def generate_eval(
         description=spec.behavior,
         spec=spec.to_json(),
         stats=quality,
-        on_write=lambda conn, set_id: _write_candidates(conn, run_id, set_id, candidates),
+        run_id=run_id,
+        candidates=[c.row(run_id) for c in candidates],
     )
     if info.id in before:  # identical content: nothing new was written
-        store.conn.execute(
-            "UPDATE runs SET status = 'done', set_id = ?, finished_at = now() WHERE id = ?",
-            [info.id, run_id],
-        )
+        store.finish_run(run_id, "done", set_id=info.id)
     return GenerationResult(
         info, spec, run.counts, quality, usage, elapsed, unchanged=info.id in before
     )
@@ -363,24 +351,3 @@ async def _run_and_close(run: _Run) -> tuple[Spec, list[Candidate], Any, Judge]:
         return await run.run()
     finally:
         await run.close()
-
-
-def _write_candidates(conn: Any, run_id: int, set_id: int, candidates: Sequence[Candidate]) -> None:
-    rows = [c.row(run_id) for c in candidates]
-    for row in rows:
-        row["item"] = json.dumps(row["item"]) if row["item"] is not None else None
-    if rows:
-        conn.register("_new_candidates", pa.Table.from_pylist(rows))
-        try:
-            conn.execute(
-                "INSERT INTO candidates (run_id, idx, stage, intended_label, item, raw_text, "
-                "label_confidence, relevance, kept, drop_reason, llm_call_key) "
-                "SELECT run_id, idx, stage, intended_label, item, raw_text, label_confidence, "
-                "relevance, kept, drop_reason, llm_call_key FROM _new_candidates"
-            )
-        finally:
-            conn.unregister("_new_candidates")
-    conn.execute(
-        "UPDATE runs SET status = 'done', set_id = ?, finished_at = now() WHERE id = ?",
-        [set_id, run_id],
-    )

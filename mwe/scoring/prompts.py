@@ -16,11 +16,6 @@ def options(item: Item) -> list[str]:
     return [item.answer_matching_behavior, *item.not_matching]
 
 
-def default_format(tokenizer: Any) -> str:
-    """``chat`` for a model with a chat template, ``raw`` for a base model."""
-    return "chat" if getattr(tokenizer, "chat_template", None) else "raw"
-
-
 def context_text(item: Item, prompt_format: str, tokenizer: Any = None) -> str:
     """The text an answer option continues."""
     if prompt_format == "raw":

@@ -15,21 +15,23 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mwe.errors import UsageError
 from mwe.items import Item
-from mwe.models import CapabilityError, GenerateConfig, Message, get_backend
+from mwe.models import GenerateConfig, Message, get_backend
 from mwe.models.base import Backend
-from mwe.models.hf import HFBackend
 from mwe.models.lm import LM
 from mwe.pipeline.judge import parse_vote
-from mwe.scoring.local import LocalScorer
-from mwe.scoring.prompts import PROMPT_FORMATS, default_format, options
-from mwe.scoring.results import Result, ScoreRow, results, stored_indices, write_scores
-from mwe.store import EvalSetInfo, Store
+from mwe.scoring.prompts import PROMPT_FORMATS, options
+from mwe.scoring.results import Result, results
+from mwe.store import EvalSetInfo, ScoreRow, Store
+
+if TYPE_CHECKING:
+    from mwe.models.hf import HFBackend
 
 logger = logging.getLogger(__name__)
 CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "score:k" kills the process after k written batches
@@ -53,23 +55,14 @@ class Scoring:
         self.batches = 0
         self.new_rows = 0
         self.skipped_rows = 0
-        self.run_id = store.conn.execute(
-            "INSERT INTO runs (kind, status, started_at) VALUES ('score', 'running', now()) "
-            "RETURNING id"
-        ).fetchone()[0]
+        self.run_id = store.start_run("score")
 
     def finish(self, status: str) -> None:
-        self.store.conn.execute(
-            "UPDATE runs SET status = ?, finished_at = now(), params = ? WHERE id = ?",
-            [
-                status,
-                f'{{"new_rows": {self.new_rows}, "skipped_rows": {self.skipped_rows}}}',
-                self.run_id,
-            ],
-        )
+        counts = {"new_rows": self.new_rows, "skipped_rows": self.skipped_rows}
+        self.store.finish_run(self.run_id, status, params=counts)
 
     def save(self, info: EvalSetInfo, model: str, fmt: str, rows: list[ScoreRow]) -> None:
-        write_scores(self.store, info, model, fmt, self.run_id, rows)
+        self.store.write_scores(info, model, fmt, self.run_id, rows)
         self.new_rows += len(rows)
         self.batches += 1
         want = os.environ.get(CRASH_ENV, "")
@@ -95,8 +88,8 @@ class Scoring:
         prompt_format: str | None,
     ) -> str:
         """Score the items not yet stored for (model, format); return the format used."""
-        fmt = prompt_format or _auto_format(backend)
-        done = stored_indices(self.store, info, model, fmt)
+        fmt = prompt_format or backend.default_prompt_format()
+        done = self.store.scored_indices(info, model, fmt)
         todo = [(i, item) for i, item in enumerate(items) if i not in done]
         self.skipped_rows += len(items) - len(todo)
         if not todo:
@@ -115,7 +108,7 @@ class Scoring:
                     "%s x %s (%s): %d of %d rows stored", info.ref, model, fmt, done_n, len(todo)
                 )
 
-            if isinstance(backend, HFBackend):
+            if backend.scores_continuations:
                 self._score_local(backend, todo, fmt, saved)
             else:
                 if fmt != "chat":
@@ -125,16 +118,18 @@ class Scoring:
 
     def _score_local(
         self,
-        backend: HFBackend,
+        backend: Backend,
         todo: list[tuple[int, Item]],
         fmt: str,
         saved: Callable[[list[ScoreRow]], None],
     ) -> None:
-        scorer = LocalScorer(
-            backend, token_budget=self.token_budget, max_rows=self.batch_size or 64
-        )
+        # Imported here: the local runner needs torch, which scoring an API model does not.
+        from mwe.scoring.local import LocalScorer
+
+        local = cast("HFBackend", backend)  # the only backend that scores continuations
+        scorer = LocalScorer(local, token_budget=self.token_budget, max_rows=self.batch_size or 64)
         index = [i for i, _ in todo]
-        method = f"logprobs:{backend.dtype}".replace("torch.", "")
+        method = f"logprobs:{local.dtype}".replace("torch.", "")
 
         def on_batch(finished: dict[int, dict[str, float]]) -> None:
             saved([ScoreRow(index[k], dict(scores), method) for k, scores in finished.items()])
@@ -160,7 +155,7 @@ class Scoring:
     async def _api_row(self, lm: LM, idx: int, item: Item) -> ScoreRow:
         answers = options(item)
         messages = [Message(role="user", content=item.question)]
-        try:
+        if lm.backend.answers_logprobs:
             result = await lm.answer_logprobs(messages, answers)
             return ScoreRow(
                 idx,
@@ -168,8 +163,6 @@ class Scoring:
                 "top_logprobs",
                 {"missing": result.missing} if result.missing else None,
             )
-        except CapabilityError:
-            pass
         replies = await lm.generate(
             messages, GenerateConfig(n=self.votes, temperature=1.0, max_tokens=8)
         )
@@ -186,12 +179,6 @@ class Scoring:
             "sampled",
             {"samples": self.votes, "votes": counts, "unparsed": self.votes - parsed},
         )
-
-
-def _auto_format(backend: Backend) -> str:
-    if isinstance(backend, HFBackend):
-        return default_format(backend.tokenizer)
-    return "chat"
 
 
 def score_sets(

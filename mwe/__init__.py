@@ -3,8 +3,7 @@
 The public API is re-exported here: ``from mwe import Store, import_jsonl, export_set, generate_eval``.
 """
 
-__version__ = "0.1.0"
-
+from mwe._version import __version__
 from mwe.errors import MweError, UsageError
 from mwe.export import export_set
 from mwe.importer import import_jsonl

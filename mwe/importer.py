@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mwe import __version__
+from mwe._version import __version__
 from mwe.errors import InputFileError
 from mwe.items import STDIN, Item, parse_jsonl, read_source
 from mwe.store import EvalSetInfo, Store, check_name, slugify

@@ -316,6 +316,26 @@ CASES: dict[str, Case] = {
         ["names no backend"],
         lambda w: ["score", "agreeableness", "--model", "gpt-4"],
     ),
+    "score without --model": (2, ["at least one --model"], lambda w: ["score", "agreeableness"]),
+    "score a config with an unknown key": (
+        2,
+        ["modles: Extra inputs are not permitted", "known keys: db, sets, models"],
+        lambda w: [
+            "score",
+            "--config",
+            w.write("b.toml", 'sets = ["agreeableness"]\nmodles = ["local"]\n'),
+        ],
+    ),
+    "score a config that is not TOML": (
+        2,
+        ["b.toml: not valid TOML"],
+        lambda w: ["score", "--config", w.write("b.toml", "sets = [\n")],
+    ),
+    "score both sets and a config": (
+        2,
+        ["not both"],
+        lambda w: ["score", "agreeableness", "--config", w.write("b.toml", "")],
+    ),
     "ask without an OpenAI key": (2, ["no OpenAI API key"], lambda w: ["ask", "openai:gpt", "hi"]),
     "an unknown command": (2, ["No such command 'imprt'"], lambda w: ["imprt", GOOD]),
 }

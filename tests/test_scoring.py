@@ -76,7 +76,7 @@ def _score_batch(config: Path, crash: str | None = None) -> subprocess.Completed
     if crash:
         env["MWE_CRASH_AT"] = crash
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "score_batch.py"), str(config)],
+        [sys.executable, str(REPO / "scripts" / "score_batch.py"), str(config), "--output", "csv"],
         env=env,
         capture_output=True,
         text=True,
@@ -108,7 +108,7 @@ def test_score_batch_resumes_without_rescoring(tmp_path, db):
     assert 0 < len(first) < 120
     final = _score_batch(config)
     assert final.returncode == 0, final.stderr
-    assert f"scored {120 - len(first)} new items; {len(first)} were already stored" in final.stdout
+    assert f"{120 - len(first)} items scored, {len(first)} already stored" in final.stderr
     with Store(db, read_only=True) as store:
         rows = store.conn.execute(
             "SELECT idx, prompt_format, set_id, created_at FROM scores"
@@ -116,7 +116,7 @@ def test_score_batch_resumes_without_rescoring(tmp_path, db):
     assert len(rows) == 120
     after = {(idx, fmt, s): created for idx, fmt, s, created in rows}
     assert all(after[key] == created for key, created in first.items())  # none rescored
-    assert len([line for line in final.stdout.splitlines() if "\tlocal\t" in line]) == 4
+    assert len([line for line in final.stdout.splitlines() if ",local," in line]) == 4
 
 
 @pytest.mark.parametrize(

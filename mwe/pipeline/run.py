@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 from rich.console import Console
 
-from mwe import __version__
+from mwe._version import __version__
 from mwe.errors import InputFileError, UsageError
 from mwe.items import Item, parse_jsonl, read_source
 from mwe.models import Backend, GenerateConfig, get_backend, parse_model

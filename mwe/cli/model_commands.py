@@ -1,25 +1,24 @@
-"""The `mwe` commands that call models: ask, generate, judge-check, score and results.
+"""The commands that call models: ask, generate, judge-check, score and results.
 
-They register on the group defined in :mod:`mwe.cli`, which imports this module.
+The model layer is imported inside each command, so `mwe --help` and the store commands load
+no model library.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from mwe.cli import _balance_text, _open, _print_quality, cli, console
+from mwe.cli.app import open_store
+from mwe.cli.output import console, emit_results, print_generation
 from mwe.terminal import plain, shown
 
 
-@cli.command("ask")
+@click.command("ask")
 @click.argument("model")
 @click.argument("prompt")
 @click.option("--system", help="A system message.")
@@ -55,7 +54,7 @@ def ask_cmd(
     messages.append(Message(role="user", content=prompt))
     # The backend first: a bad model string or a missing key must not create a store.
     backend = get_backend(model, **({"base_url": base_url} if base_url else {}))
-    with _open(ctx, read_only=False) as store:
+    with open_store(ctx, read_only=False) as store:
         lm = LM(backend, store, max_concurrency=max_concurrency)
 
         async def run() -> Any:
@@ -85,7 +84,7 @@ def ask_cmd(
     )
 
 
-@cli.command("generate")
+@click.command("generate")
 @click.argument("description")
 @click.option("--name", help="Set name [default: from the description].")
 @click.option(
@@ -149,50 +148,12 @@ def generate_cmd(
 
     urls = {"generator_base_url": base_url, "judge_base_url": base_url}
     prepared = prepare(description=description, format=fmt, **urls, **options)
-    with _open(ctx, read_only=False) as store:
+    with open_store(ctx, read_only=False) as store:
         result = generate_eval(store, console=Console(stderr=True), prepared=prepared)
-    _print_generation(result)
+    print_generation(result)
 
 
-def _print_generation(result: Any) -> None:
-    counts, quality, info = result.counts, result.quality, result.info
-    table = Table(title=shown(info.ref) + (" (unchanged)" if result.unchanged else ""), box=None)
-    table.add_column("", style="bold")
-    table.add_column("")
-    dropped = counts.get("dropped", {})
-    table.add_row("generator calls", f"{counts['calls']:,}")
-    table.add_row("replies dropped", json.dumps(counts.get("replies_dropped", {})))
-    table.add_row("candidates parsed", f"{counts['parsed']:,}")
-    for reason, label in (
-        ("duplicate", "duplicates"),
-        ("near duplicate", "near duplicates"),
-        ("few-shot copy", "few-shot copies"),
-    ):
-        table.add_row(f"  {label}", f"{dropped.get(reason, 0):,}")
-    table.add_row("judged", f"{counts['judged']:,}")
-    for reason in ("judge disagrees", "off topic", "below the cut"):
-        table.add_row(f"  {reason}", f"{dropped.get(reason, 0):,}")
-    table.add_row("kept", f"{counts['kept']:,}")
-    short = {k: v for k, v in counts["shortfall"].items() if v}
-    table.add_row("shortfall", json.dumps(short) if short else "none")
-    table.add_row("label balance", _balance_text(quality["balance"]))
-    conf = quality.get("label_confidence") or {}
-    table.add_row("mean label confidence", f"{conf.get('mean', 0):.3f} (estimated ceiling)")
-    same = result.usage["generator"]["model"] == result.usage["judge"]["model"]
-    for role in ("generator and judge",) if same else ("generator", "judge"):
-        u = result.usage[role.split()[0]]
-        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
-        table.add_row(
-            role,
-            f"{shown(u['model'])}: {u['requests']:,} requests, {u['cache_hits']:,} "
-            f"cached, {u['input_tokens']:,}+{u['output_tokens']:,} tokens, {cost}",
-        )
-    table.add_row("time", f"{result.elapsed_s:.1f} s")
-    console.print(table)
-    _print_quality(quality)
-
-
-@cli.command("judge-check")
+@click.command("judge-check")
 @click.argument("ref")
 @click.option("--judge", envvar="MWE_JUDGE", default="local", show_default=True)
 @click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
@@ -227,7 +188,7 @@ def judge_check_cmd(
     from mwe.templates import load_templates
 
     backend = get_backend(judge, **({"base_url": base_url} if base_url else {}))
-    with _open(ctx, read_only=False) as store:
+    with open_store(ctx, read_only=False) as store:
         info = store.resolve(ref)
         items = store.items(info, limit=limit)
         fmt = "choice" if info.format == "choice" else "persona"
@@ -260,48 +221,6 @@ def judge_check_cmd(
     )
 
 
-def _results_table(rows: list[Any], title: str) -> Table:
-    table = Table(
-        "set",
-        "model",
-        "format",
-        "method",
-        "items",
-        "matching rate",
-        "95% CI",
-        "argmax rate",
-        title=title,
-        box=None,
-    )
-    for r in rows:
-        unscorable = f" ({r.unscorable} unscorable)" if r.unscorable else ""
-        table.add_row(
-            shown(r.set),
-            shown(r.model),
-            shown(r.prompt_format),
-            shown(r.method),
-            f"{r.items:,}{unscorable}",
-            f"{r.matching_rate:.3f}",
-            f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
-            f"{r.argmax_rate:.3f}",
-        )
-    return table
-
-
-def _emit_results(rows: list[Any], output: str, title: str) -> None:
-    if output == "json":
-        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
-    elif output == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].to_json()) if rows else [])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(r.to_json())
-    else:
-        console.print(_results_table(rows, title))
-
-
 _OUTPUT = click.option(
     "--output",
     type=click.Choice(["table", "csv", "json"]),
@@ -311,14 +230,18 @@ _OUTPUT = click.option(
 )
 
 
-@cli.command("score")
-@click.argument("sets", nargs=-1, required=True)
+@click.command("score")
+@click.argument("sets", nargs=-1)
 @click.option(
     "--model",
     "models",
     multiple=True,
-    required=True,
     help="Model to score (repeatable): local, hf:PATH, openai:..., anthropic:...",
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A TOML file of sets x models x formats to score instead (see mwe.scoring.batch).",
 )
 @click.option(
     "--prompt-format",
@@ -343,6 +266,7 @@ def score_cmd(
     ctx: click.Context,
     sets: tuple[str, ...],
     models: tuple[str, ...],
+    config: Path | None,
     prompt_formats: tuple[str, ...],
     batch_size: str,
     limit: int | None,
@@ -350,29 +274,51 @@ def score_cmd(
     votes: int,
     output: str,
 ) -> None:
-    """Score models on SETS; rows already in the store are not scored again.
+    """Score models on SETS (or the sets x models of --config); rows already in the store are
+    not scored again.
 
     Prints the matching-behaviour rate (mean normalised probability of the matching answer)
     with a 95% bootstrap interval, and the argmax rate. Ctrl-C keeps what was scored: run the
     same command again to carry on.
     """
+    from mwe.scoring.batch import BatchConfig, load_config
     from mwe.scoring.run import score_sets
 
-    rows_per_batch = None if batch_size == "auto" else _positive_int(batch_size, "--batch-size")
-    with _open(ctx, read_only=False) as store:
-        rows, counts = score_sets(
-            store,
-            sets,
-            models,
-            prompt_formats=prompt_formats or None,
+    if config is not None:
+        if sets or models:
+            raise click.UsageError("give SETS and --model, or --config, not both")
+        batch = load_config(config)
+        if batch.db is not None:
+            ctx.obj["db"] = batch.db
+    else:
+        if not sets or not models:
+            raise click.UsageError("give the SETS to score and at least one --model (or --config)")
+        batch = BatchConfig(
+            sets=list(sets),
+            models=list(models),
+            prompt_formats=list(prompt_formats) or None,
             limit=limit,
-            batch_size=rows_per_batch,
+            batch_size=None if batch_size == "auto" else _positive_int(batch_size, "--batch-size"),
             base_url=base_url,
             votes=votes,
+        )
+    with open_store(ctx, read_only=False) as store:
+        rows, counts = score_sets(
+            store,
+            batch.sets,
+            batch.models,
+            prompt_formats=batch.prompt_formats,
+            limit=batch.limit,
+            token_budget=batch.batch_tokens,
+            batch_size=batch.batch_size,
+            base_url=batch.base_url,
+            votes=batch.votes,
             console=Console(stderr=True),
         )
     title = f"{counts['new_rows']:,} items scored, {counts['skipped_rows']:,} already stored"
-    _emit_results(rows, output, title)
+    if output != "table":  # the data goes to stdout, to be piped; the counts to stderr
+        click.echo(title, err=True)
+    emit_results(rows, output, title)
 
 
 def _positive_int(text: str, flag: str) -> int:
@@ -381,7 +327,7 @@ def _positive_int(text: str, flag: str) -> int:
     return int(text)
 
 
-@cli.command("results")
+@click.command("results")
 @click.argument("set_ref", metavar="[SET]", required=False)
 @click.option("--model", help="Only this model.")
 @_OUTPUT
@@ -390,9 +336,12 @@ def results_cmd(ctx: click.Context, set_ref: str | None, model: str | None, outp
     """Print the scores stored for SET (or every set): matching rate, 95% CI, argmax rate."""
     from mwe.scoring.results import results
 
-    with _open(ctx, read_only=True) as store:
+    with open_store(ctx, read_only=True) as store:
         rows = results(store, set_ref, model)
     if not rows and output == "table":
         console.print("No scores yet: `mwe score SET --model MODEL` makes some.")
         return
-    _emit_results(rows, output, "scores")
+    emit_results(rows, output, "scores")
+
+
+COMMANDS = (ask_cmd, generate_cmd, judge_check_cmd, score_cmd, results_cmd)

@@ -1,0 +1,120 @@
+"""The `mwe` group: its options, and the one place where errors become messages.
+
+Library code raises :class:`mwe.errors.MweError`; :class:`_Group` alone turns one into a
+one-line message on stderr and an exit code (2 for a usage or input error), so no traceback
+reaches the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+import duckdb
+
+from mwe._version import __version__
+from mwe.errors import MweError
+from mwe.secrets import redact
+from mwe.store import DEFAULT_DB, Store, store_failure
+from mwe.terminal import plain
+
+# What Ctrl-C leaves behind, per command: the same command carries on from there.
+_RESUME_HINTS = {
+    "generate": "every model call made so far is cached; run the same command to carry on",
+    "score": "what was scored is stored; run the same command to carry on",
+    "judge-check": "every judge call made so far is cached; run the same command to carry on",
+    "ask": "run the same command again",
+}
+
+
+class _Group(click.Group):
+    """A click group through which no traceback reaches the user: mwe's errors become one line
+    and their exit code, Ctrl-C exits 130 with a resume hint, and anything unexpected is one
+    line that points at ``-v`` for the details."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except MweError as exc:
+            _fail(ctx, str(exc), exc.exit_code)
+        except click.UsageError as exc:
+            # One line, like mwe's own errors, instead of click's usage block.
+            hint = f" (see mwe {exc.ctx.info_name} --help)" if exc.ctx and exc.ctx.parent else ""
+            _fail(ctx, f"{exc.format_message()}{hint}", 2)
+        except click.ClickException as exc:
+            _fail(ctx, exc.format_message(), exc.exit_code)
+        except KeyboardInterrupt:
+            hint = _RESUME_HINTS.get(ctx.invoked_subcommand or "", "nothing half-written was kept")
+            click.echo(f"Interrupted: {hint}.", err=True)
+            ctx.exit(130)
+        except duckdb.Error as exc:
+            _fail(ctx, str(store_failure(Path((ctx.obj or {}).get("db", DEFAULT_DB)), exc)), 2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(ctx, f"{where}{exc.strerror or exc}", 1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+            if (ctx.obj or {}).get("verbose"):
+                traceback.print_exc()
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            _fail(
+                ctx,
+                f"unexpected {detail} (a bug in mwe; run with -v for the details and report it)",
+                1,
+            )
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    """Print ``message`` as one line on stderr, never with a secret or a control character,
+    and exit with ``code``."""
+    click.echo(f"Error: {plain(redact(message), one_line=True)}", err=True)
+    ctx.exit(code)
+
+
+def open_store(ctx: click.Context, *, read_only: bool) -> Store:
+    """The store the command line names (``--db`` / ``MWE_DB``)."""
+    return Store(ctx.obj["db"], read_only=read_only)
+
+
+@click.group("mwe", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mwe")
+@click.option(
+    "--db",
+    envvar="MWE_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The DuckDB store file (env MWE_DB).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what mwe does to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, db: Path, verbose: bool) -> None:
+    """Generate, store, export and score model-written evaluations.
+
+    Sets are referred to as NAME (the latest version) or NAME@N (version N).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactKeys())
+    ctx.obj = {"db": db, "verbose": verbose}
+
+
+class _RedactKeys(logging.Filter):
+    """Masks API keys in every log line, whichever library wrote it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

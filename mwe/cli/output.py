@@ -1,0 +1,158 @@
+"""How the commands print: rich tables and lines, every piece of data shown as text."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mwe.items import Item
+from mwe.store import EvalSetInfo
+from mwe.terminal import shown
+
+# soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.
+# Piped output gets a wide fixed width, so result tables are not squeezed into 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def info_json(info: EvalSetInfo) -> dict[str, Any]:
+    return {
+        "ref": info.ref,
+        "name": info.name,
+        "version": info.version,
+        "format": info.format,
+        "items": info.item_count,
+        "content_hash": info.content_hash,
+        "created_at": info.created_at.isoformat(),
+        "description": info.description,
+        "provenance": info.provenance,
+        "stats": info.stats,
+    }
+
+
+def balance_text(balance: dict[str, int]) -> str:
+    total = sum(balance.values()) or 1
+    return ", ".join(
+        f"{shown(repr(label))} {n:,} ({n / total:.1%})" for label, n in balance.items()
+    )
+
+
+def items_table(items: list[Item], title: str) -> Table:
+    table = Table("question", "matching", "not matching", "conf.", title=title, show_lines=True)
+    for item in items:
+        confidence = "" if item.label_confidence is None else f"{item.label_confidence:.2f}"
+        table.add_row(
+            shown(item.statement or item.question),
+            shown(repr(item.answer_matching_behavior)),
+            shown(", ".join(repr(a) for a in item.not_matching)),
+            confidence,
+        )
+    return table
+
+
+def print_quality(quality: dict[str, Any]) -> None:
+    if not quality:
+        return
+    shortcut = quality.get("shortcut_accuracy")
+    flag = (
+        " [red]FLAG: the label is guessable from the words alone[/]"
+        if quality.get("shortcut_flag")
+        else ""
+    )
+    diversity = quality.get("diversity_mean_cosine")
+    console.print(
+        "quality: duplicate rate {:.1%}, near-duplicate rate {:.1%}, few-shot copies {}, "
+        "diversity (mean pairwise cosine) {}, shortcut accuracy {}{}".format(
+            quality.get("duplicate_rate", 0),
+            quality.get("near_duplicate_rate", 0),
+            quality.get("fewshot_copies", 0),
+            "-" if diversity is None else f"{diversity:.3f}",
+            "-" if shortcut is None else f"{shortcut:.2f}",
+            flag,
+        )
+    )
+
+
+def print_generation(result: Any) -> None:
+    counts, quality, info = result.counts, result.quality, result.info
+    table = Table(title=shown(info.ref) + (" (unchanged)" if result.unchanged else ""), box=None)
+    table.add_column("", style="bold")
+    table.add_column("")
+    dropped = counts.get("dropped", {})
+    table.add_row("generator calls", f"{counts['calls']:,}")
+    table.add_row("replies dropped", json.dumps(counts.get("replies_dropped", {})))
+    table.add_row("candidates parsed", f"{counts['parsed']:,}")
+    for reason, label in (
+        ("duplicate", "duplicates"),
+        ("near duplicate", "near duplicates"),
+        ("few-shot copy", "few-shot copies"),
+    ):
+        table.add_row(f"  {label}", f"{dropped.get(reason, 0):,}")
+    table.add_row("judged", f"{counts['judged']:,}")
+    for reason in ("judge disagrees", "off topic", "below the cut"):
+        table.add_row(f"  {reason}", f"{dropped.get(reason, 0):,}")
+    table.add_row("kept", f"{counts['kept']:,}")
+    short = {k: v for k, v in counts["shortfall"].items() if v}
+    table.add_row("shortfall", json.dumps(short) if short else "none")
+    table.add_row("label balance", balance_text(quality["balance"]))
+    conf = quality.get("label_confidence") or {}
+    table.add_row("mean label confidence", f"{conf.get('mean', 0):.3f} (estimated ceiling)")
+    same = result.usage["generator"]["model"] == result.usage["judge"]["model"]
+    for role in ("generator and judge",) if same else ("generator", "judge"):
+        u = result.usage[role.split()[0]]
+        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
+        table.add_row(
+            role,
+            f"{shown(u['model'])}: {u['requests']:,} requests, {u['cache_hits']:,} "
+            f"cached, {u['input_tokens']:,}+{u['output_tokens']:,} tokens, {cost}",
+        )
+    table.add_row("time", f"{result.elapsed_s:.1f} s")
+    console.print(table)
+    print_quality(quality)
+
+
+def results_table(rows: list[Any], title: str) -> Table:
+    table = Table(
+        "set",
+        "model",
+        "format",
+        "method",
+        "items",
+        "matching rate",
+        "95% CI",
+        "argmax rate",
+        title=title,
+        box=None,
+    )
+    for r in rows:
+        unscorable = f" ({r.unscorable} unscorable)" if r.unscorable else ""
+        table.add_row(
+            shown(r.set),
+            shown(r.model),
+            shown(r.prompt_format),
+            shown(r.method),
+            f"{r.items:,}{unscorable}",
+            f"{r.matching_rate:.3f}",
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
+            f"{r.argmax_rate:.3f}",
+        )
+    return table
+
+
+def emit_results(rows: list[Any], output: str, title: str) -> None:
+    """Print score results as a table with ``title``, or as CSV or JSON."""
+    if output == "json":
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+    elif output == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].to_json()) if rows else [])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r.to_json())
+    else:
+        console.print(results_table(rows, title))

@@ -1,0 +1,200 @@
+"""The commands that read and write sets without calling a model: import, list, show, diff,
+export and migrate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from mwe import migrations
+from mwe.cli.app import open_store
+from mwe.cli.output import balance_text, console, info_json, items_table, print_quality
+from mwe.errors import StoreError
+from mwe.export import EXPORT_FORMATS, export_set
+from mwe.importer import import_jsonl
+from mwe.store import EvalSetInfo
+from mwe.terminal import shown
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--name", help="Set name [default: from the first file's name].")
+@click.option("--description", help="A description kept with the version.")
+@click.option("--license", "license_", help="License of the data, e.g. cc-by-4.0 (for the card).")
+@click.pass_context
+def import_cmd(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    name: str | None,
+    description: str | None,
+    license_: str | None,
+) -> None:
+    """Import anthropics/evals JSONL FILES as a new version of one set."""
+    with open_store(ctx, read_only=False) as store:
+        before = {s.id for s in store.list_sets()}
+        info = import_jsonl(store, files, name=name, description=description, license=license_)
+    if info.id in before:
+        console.print(
+            f"Unchanged: {info.ref} already holds exactly these {info.item_count:,} items"
+        )
+        return
+    console.print(
+        f"Imported {info.item_count:,} items from {len(files)} file(s) as "
+        f"[bold]{shown(info.ref)}[/] (content hash {info.content_hash[:12]})"
+    )
+
+
+@click.command("migrate")
+@click.pass_context
+def migrate_cmd(ctx: click.Context) -> None:
+    """Upgrade the store's schema to this version of mwe (write commands do it by themselves;
+    read commands never change the file, so they ask for this)."""
+    db = Path(ctx.obj["db"])
+    if not db.exists():
+        raise StoreError(f"no database at {db}: nothing to upgrade")
+    with open_store(ctx, read_only=False) as store:
+        done = len(migrations.MIGRATIONS)
+        console.print(f"{shown(store.path)} is up to date ({done} schema migrations applied)")
+
+
+@click.command("export")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: the anthropics/evals schema; hf: a Hugging Face DatasetDict on disk.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder to write [default: generated_evals/NAME-vN-FORMAT].",
+)
+@click.option("--force", is_flag=True, help="Replace the folder if it is not empty.")
+@click.option("--push-to-hub", metavar="REPO", help="Also push to this Hub dataset repo (hf).")
+@click.pass_context
+def export_cmd(
+    ctx: click.Context, ref: str, fmt: str, out: Path | None, force: bool, push_to_hub: str | None
+) -> None:
+    """Export set REF (NAME or NAME@N) after checking its content hash."""
+    with open_store(ctx, read_only=True) as store:
+        result = export_set(store, ref, fmt, out=out, force=force, push_to_hub=push_to_hub)
+    console.print(
+        f"Exported {result.items:,} items of [bold]{shown(result.ref)}[/] to {shown(result.path)}"
+    )
+    if push_to_hub:
+        console.print(f"Pushed to https://huggingface.co/datasets/{shown(push_to_hub)}")
+
+
+@click.command("list")
+@click.option(
+    "--all", "all_versions", is_flag=True, help="Show every version, not just the latest."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
+    """List the stored eval sets."""
+    if not Path(ctx.obj["db"]).exists():
+        console.print(f"No eval sets yet: {shown(ctx.obj['db'])} does not exist.")
+        return
+    with open_store(ctx, read_only=True) as store:
+        sets = store.list_sets()
+    if not all_versions:
+        latest: dict[str, EvalSetInfo] = {}
+        for info in sets:
+            latest[info.name] = info
+        sets = list(latest.values())
+    if as_json:
+        click.echo(json.dumps([info_json(info) for info in sets], indent=2))
+        return
+    if not sets:
+        console.print("No eval sets yet: `mwe import` or `mwe generate` makes one.")
+        return
+    table = Table("set", "format", "items", "created", "content hash", box=None)
+    for info in sets:
+        table.add_row(
+            shown(info.ref),
+            shown(info.format),
+            f"{info.item_count:,}",
+            info.created_at.strftime("%Y-%m-%d %H:%M"),
+            info.content_hash[:12],
+        )
+    console.print(table)
+
+
+@click.command("show")
+@click.argument("ref")
+@click.option(
+    "-n",
+    "--items",
+    "n_items",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Items to print.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
+    """Show a set: counts, label balance, provenance and a few items."""
+    with open_store(ctx, read_only=True) as store:
+        info = store.resolve(ref)
+        balance = store.label_counts(info)
+        items = store.items(info, limit=n_items)
+        parent = next((s.ref for s in store.list_sets(info.name) if s.id == info.parent_id), None)
+    if as_json:
+        data = info_json(info) | {
+            "parent": parent,
+            "label_balance": balance,
+            "sample": [item.to_record() for item in items],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    console.print(f"[bold]{shown(info.ref)}[/]  {shown(info.format)}  {info.item_count:,} items")
+    if info.description:
+        console.print(shown(info.description))
+    console.print(f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {shown(parent or '-')}")
+    console.print(f"content hash {shown(info.content_hash)}")
+    console.print("label balance (answer_matching_behavior): " + balance_text(balance))
+    print_quality(info.stats)
+    console.print("provenance:", shown(json.dumps(info.provenance, indent=2)))
+    if items:
+        console.print(items_table(items, f"first {len(items)} items"))
+
+
+@click.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "-n",
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Items to print per side.",
+)
+@click.pass_context
+def diff_cmd(ctx: click.Context, old: str, new: str, limit: int) -> None:
+    """Show the items added and removed between versions OLD and NEW, by content."""
+    with open_store(ctx, read_only=True) as store:
+        a, b = store.resolve(old), store.resolve(new)
+        items_a, items_b = store.items(a), store.items(b)
+    hashes_a = {item.content_hash() for item in items_a}
+    hashes_b = {item.content_hash() for item in items_b}
+    added = [item for item in items_b if item.content_hash() not in hashes_a]
+    removed = [item for item in items_a if item.content_hash() not in hashes_b]
+    console.print(
+        f"{shown(a.ref)} -> {shown(b.ref)}: [green]+{len(added)} added[/], [red]-{len(removed)} removed[/], "
+        f"{len(hashes_a & hashes_b)} unchanged"
+    )
+    for label, group in (("added", added), ("removed", removed)):
+        if group and limit:
+            console.print(items_table(group[:limit], f"{label} ({len(group)})"))
+
+
+COMMANDS = (import_cmd, list_cmd, show_cmd, diff_cmd, export_cmd, migrate_cmd)

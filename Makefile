@@ -25,9 +25,10 @@ demo: setup
 test: lint
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
-lint: setup
+lint: setup  # ruff (style and bugs), mypy (types of mwe/)
 	$(BIN)/ruff check mwe tests scripts
 	$(BIN)/ruff format --check mwe tests scripts
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

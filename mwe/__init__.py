@@ -1,6 +1,8 @@
 """mwe: model-written evaluations, from one line of description to a versioned eval set.
 
-The public API is re-exported here: ``from mwe import Store, import_jsonl, export_set, generate_eval``.
+The public API is re-exported here: ``from mwe import Store, import_jsonl, export_set,
+generate_eval, score``. Long work is async-first (``generate_eval_async``, ``score_async``),
+with sync wrappers that also work inside a running event loop.
 """
 
 from mwe._version import __version__
@@ -8,28 +10,49 @@ from mwe.errors import MweError, UsageError
 from mwe.export import export_set
 from mwe.importer import import_jsonl
 from mwe.items import Item
+from mwe.progress import ProgressEvent
 from mwe.store import EvalSetInfo, SetRef, Store
+
+# The pipeline and the scorer pull in the model layer: import them only when asked for.
+_LAZY = {
+    "generate_eval": "mwe.pipeline.run",
+    "generate_eval_async": "mwe.pipeline.run",
+    "GenerateOptions": "mwe.pipeline.run",
+    "GenerationResult": "mwe.pipeline.run",
+    "ModelUsage": "mwe.pipeline.run",
+    "score": "mwe.scoring.run",
+    "score_async": "mwe.scoring.run",
+    "ScoreOptions": "mwe.scoring.run",
+    "ScoreReport": "mwe.scoring.run",
+}
 
 
 def __getattr__(name: str) -> object:
-    # The generation pipeline pulls in the model layer; import it only when asked for.
-    if name in ("generate_eval", "GenerationResult"):
-        from mwe.pipeline import run
+    if name in _LAZY:
+        import importlib
 
-        return getattr(run, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mwe' has no attribute {name!r}")
 
 
 __all__ = [
     "EvalSetInfo",
+    "GenerateOptions",
     "GenerationResult",
     "Item",
+    "ModelUsage",
     "MweError",
+    "ProgressEvent",
+    "ScoreOptions",
+    "ScoreReport",
     "SetRef",
     "Store",
     "UsageError",
     "__version__",
     "export_set",
     "generate_eval",
+    "generate_eval_async",
     "import_jsonl",
+    "score",
+    "score_async",
 ]

@@ -14,7 +14,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mwe.errors import ExportExistsError, ExportTargetError, UsageError
 from mwe.items import Item, write_jsonl
@@ -174,7 +174,7 @@ def _cannot_write(target: Path, exc: OSError) -> ExportTargetError:
     )
 
 
-def hf_features():  # type: ignore[no-untyped-def]
+def hf_features() -> Any:
     """The declared features of an ``hf`` export."""
     from datasets import Features, List, Value
 
@@ -206,7 +206,7 @@ def _hf_row(item: Item) -> dict[str, object]:
     }
 
 
-def _write_hf(items: list[Item], folder: Path):  # type: ignore[no-untyped-def]
+def _write_hf(items: list[Item], folder: Path) -> Any:
     from datasets import Dataset, DatasetDict, disable_progress_bars
 
     disable_progress_bars()  # the CLI prints its own one-line summary
@@ -220,7 +220,7 @@ def _write_hf(items: list[Item], folder: Path):  # type: ignore[no-untyped-def]
     return dataset
 
 
-def _push(dataset, card_path: Path, repo: str) -> None:  # type: ignore[no-untyped-def]
+def _push(dataset: Any, card_path: Path, repo: str) -> None:
     from huggingface_hub import DatasetCard
 
     dataset.push_to_hub(repo)

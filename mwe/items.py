@@ -72,7 +72,9 @@ class Item(BaseModel):
         # A schema field given as null stays in metadata, so that it is written back as it came.
         known = {k: record[k] for k in _SCHEMA_FIELDS if record.get(k) is not None}
         extra = {k: v for k, v in record.items() if k not in known}
-        fmt = "persona" if record.get("statement") is not None else "choice"
+        fmt: Literal["persona", "choice"] = (
+            "persona" if record.get("statement") is not None else "choice"
+        )
         return cls(format=fmt, metadata=extra, **known)
 
     def to_record(self) -> dict[str, Any]:
@@ -86,6 +88,11 @@ class Item(BaseModel):
         record["answer_not_matching_behavior"] = self.answer_not_matching_behavior
         record.update(self.metadata)
         return record
+
+    @property
+    def text(self) -> str:
+        """What the item says: its statement (persona items), else its question."""
+        return self.statement or self.question
 
     @property
     def not_matching(self) -> list[str]:

@@ -1,24 +1,39 @@
-"""Progress displays for long work: a rich bar plus the model layer's live state."""
+"""Progress of long work, as events: the library reports, whoever called it shows them.
+
+The engine (generation, scoring, judge checks) calls a :data:`ProgressCallback` with a
+:class:`ProgressEvent` whenever a stage starts or moves on; it draws nothing itself. The command
+line renders the events as rich bars (:class:`mwe.cli.output.RichProgress`); a library user may
+pass any callable, or nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
-
-from mwe.models.lm import LM
 from mwe.terminal import plain
+
+if TYPE_CHECKING:
+    from mwe.models.lm import LM
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A stage of some work and how far it got.
+
+    ``total`` is ``None`` for a step that is not counted (the spec call); ``status`` gives a
+    line of live state (the models' concurrency, retries and cost, or a rate) whenever asked.
+    """
+
+    stage: str
+    done: int
+    total: int | None
+    status: Callable[[], str] | None = None
+    note: str = ""
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
 
 
 def lm_status(lm: LM) -> str:
@@ -31,26 +46,35 @@ def lm_status(lm: LM) -> str:
     )
 
 
-class LMColumn(ProgressColumn):
-    """Shows :func:`lm_status` for each model a task uses, refreshed with the bar."""
+class Reporter:
+    """Sends the events of one stage at a time to a callback (or nowhere)."""
 
-    def __init__(self, lms: Sequence[LM]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        callback: ProgressCallback | None,
+        lms: Sequence[LM] = (),
+        status: Callable[[], str] | None = None,
+    ) -> None:
+        """``status`` is the live state to show; by default that of the ``lms``."""
+        self.callback = callback
         self.lms = list(lms)
+        self.status = status or (self._lm_status if self.lms else None)
+        self.stage, self.done = "", 0
+        self.total: int | None = None
 
-    def render(self, task: Task) -> Text:
-        return Text(" | ".join(lm_status(lm) for lm in self.lms), style="dim")
+    def _lm_status(self) -> str:
+        return " | ".join(lm_status(lm) for lm in self.lms)
 
+    def _send(self, note: str = "") -> None:
+        if self.callback is not None:
+            self.callback(ProgressEvent(self.stage, self.done, self.total, self.status, note))
 
-def lm_progress(lms: Sequence[LM], console: Console | None = None) -> Progress:
-    """A progress bar whose line also shows the live state of ``lms``."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        LMColumn(lms),
-        console=console,
-        transient=False,
-    )
+    def start(self, stage: str, total: int | None, note: str = "") -> None:
+        """A new stage of ``total`` steps (``None``: one uncounted step, described by ``note``)."""
+        self.stage, self.done, self.total = stage, 0, total
+        self._send(note)
+
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` more steps of the current stage are done."""
+        self.done += steps
+        self._send()

@@ -17,10 +17,6 @@ from mwe.items import Item
 SHORTCUT_FLAG = 0.8
 
 
-def item_text(item: Item) -> str:
-    return item.statement or item.question
-
-
 def shortcut_accuracy(items: Sequence[Item], folds: int = 5) -> float | None:
     """Cross-validated accuracy of a bag-of-words logistic regression predicting
     ``answer_matching_behavior`` from the item text; ``None`` when there are too few items."""
@@ -36,7 +32,7 @@ def shortcut_accuracy(items: Sequence[Item], folds: int = 5) -> float | None:
     model = make_pipeline(
         CountVectorizer(ngram_range=(1, 2), min_df=1), LogisticRegression(max_iter=1000)
     )
-    scores = cross_val_score(model, [item_text(i) for i in items], labels, cv=folds)
+    scores = cross_val_score(model, [i.text for i in items], labels, cv=folds)
     return float(np.mean(scores))
 
 

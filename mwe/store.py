@@ -181,6 +181,14 @@ class ScoreRow:
     details: dict[str, Any] | None = None
 
 
+def _first(result: duckdb.DuckDBPyConnection) -> Any:
+    """The first value of a query's one row (an aggregate, an INSERT ... RETURNING)."""
+    row = result.fetchone()
+    if row is None:  # pragma: no cover - these queries always give a row
+        raise StoreError("the store gave no row where one was expected")
+    return row[0]
+
+
 def _insert_arrow(conn: duckdb.DuckDBPyConnection, rows: pa.Table, sql: str) -> None:
     """Run ``sql``, an ``INSERT ... SELECT ... FROM _rows``, over an Arrow table: one statement
     for many rows, where row-by-row inserts are ~100x slower."""
@@ -269,7 +277,7 @@ class Store:
         try:
             tables = [t for t in migrations.user_tables(self.conn) if t != "_migrations"]
             return not any(
-                self.conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]
+                _first(self.conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")'))
                 for table in tables
             )
         except duckdb.Error:
@@ -422,23 +430,25 @@ class Store:
                 return self.resolve(SetRef(name, latest[1]))
             version = latest[1] + 1 if latest else 1
             parent_id = parent.id if parent else (latest[0] if latest else None)
-            set_id = conn.execute(
-                "INSERT INTO eval_sets (name, version, status, parent_id, format, description, "
-                "spec, provenance, stats, item_count, content_hash, created_at) "
-                "VALUES (?, ?, 'final', ?, ?, ?, ?, ?, ?, ?, ?, now()) RETURNING id",
-                [
-                    name,
-                    version,
-                    parent_id,
-                    fmt,
-                    description,
-                    json.dumps(spec) if spec is not None else None,
-                    json.dumps(provenance),
-                    json.dumps(stats or {}),
-                    len(items),
-                    content_hash,
-                ],
-            ).fetchone()[0]
+            set_id = _first(
+                conn.execute(
+                    "INSERT INTO eval_sets (name, version, status, parent_id, format, description, "
+                    "spec, provenance, stats, item_count, content_hash, created_at) "
+                    "VALUES (?, ?, 'final', ?, ?, ?, ?, ?, ?, ?, ?, now()) RETURNING id",
+                    [
+                        name,
+                        version,
+                        parent_id,
+                        fmt,
+                        description,
+                        json.dumps(spec) if spec is not None else None,
+                        json.dumps(provenance),
+                        json.dumps(stats or {}),
+                        len(items),
+                        content_hash,
+                    ],
+                )
+            )
             self._insert_items(conn, set_id, items, hashes)
             if candidates:
                 _insert_arrow(
@@ -486,13 +496,15 @@ class Store:
 
     def start_run(self, kind: str, params: dict[str, Any] | None = None) -> int:
         """Record a run (``generate``, ``score``, ...) as running; return its id."""
-        row = self.conn.execute(
-            "INSERT INTO runs (kind, status, params, started_at) VALUES (?, 'running', ?, now()) "
-            "RETURNING id",
-            [kind, json.dumps(params) if params is not None else None],
-        ).fetchone()
-        assert row is not None  # RETURNING always gives the new row
-        return int(row[0])
+        return int(
+            _first(
+                self.conn.execute(
+                    "INSERT INTO runs (kind, status, params, started_at) "
+                    "VALUES (?, 'running', ?, now()) RETURNING id",
+                    [kind, json.dumps(params) if params is not None else None],
+                )
+            )
+        )
 
     def finish_run(
         self,

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import openai
 
+from mwe.cli.output import RichProgress
 from mwe.models import LM, GenerateConfig, Message, get_backend
-from mwe.progress import lm_progress
+from mwe.progress import Reporter
 from mwe.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,15 +50,16 @@ async def through_lm(url: str, db: Path, n: int, concurrency: int, tag: str) -> 
         lm = LM(get_backend("openai:bench", base_url=url), store, max_concurrency=concurrency)
         config = GenerateConfig(max_tokens=8)
         start = time.perf_counter()
-        with lm_progress([lm]) as progress:
-            task = progress.add_task(f"{tag}: {n:,} requests", total=n)
+        with RichProgress() as shown:
+            progress = Reporter(shown, [lm])
+            progress.start(f"{tag}: {n:,} requests", n)
             numbers = iter(range(n))
 
             async def worker() -> None:
                 # A fixed pool of workers keeps memory flat however many requests there are.
                 for i in numbers:
                     await lm.generate([Message(role="user", content=f"{tag} request {i}")], config)
-                    progress.advance(task)
+                    progress.advance()
 
             try:
                 await asyncio.gather(*(worker() for _ in range(2 * concurrency)))

@@ -159,13 +159,17 @@ def test_generate_gives_a_balanced_filtered_set(mwe, db, examples_file):
     assert "label balance" in result.output and "shortcut accuracy" in result.output
 
 
+CRASHING_MWE = Path(__file__).with_name("crashing_mwe.py")
+
+
 def _mwe_process(db: Path, args: list[str], crash: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MWE_CRASH_AT"}
-    if crash:
-        env["MWE_CRASH_AT"] = crash
+    """``mwe`` in a process of its own; with ``crash``, killed at that checkpoint."""
+    start = (
+        [sys.executable, str(CRASHING_MWE), crash, "--"] if crash else [sys.executable, "-m", "mwe"]
+    )
     return subprocess.run(
-        [sys.executable, "-m", "mwe", "--db", str(db), *args],
-        env=env,
+        [*start, "--db", str(db), *args],
+        env=dict(os.environ),
         capture_output=True,
         text=True,
         timeout=300,

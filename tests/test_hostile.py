@@ -319,7 +319,7 @@ CASES: dict[str, Case] = {
     "score without --model": (2, ["at least one --model"], lambda w: ["score", "agreeableness"]),
     "score a config with an unknown key": (
         2,
-        ["modles: Extra inputs are not permitted", "known keys: db, sets, models"],
+        ["modles: Extra inputs are not permitted", "known keys: base_url, batch_size"],
         lambda w: [
             "score",
             "--config",

@@ -1,10 +1,12 @@
+"""Progress events, and the rich bars the command line draws from them."""
+
 import asyncio
 
 from rich.console import Console
 
+from mwe.cli.output import RichProgress
 from mwe.models import LM, GenerateConfig, Message, get_backend
-from mwe.progress import lm_progress
-from mwe.store import Store
+from mwe.progress import ProgressEvent, Reporter
 
 from .fake_llm_server import FakeLLMServer, ServerConfig
 
@@ -13,21 +15,31 @@ def test_progress_line_shows_the_live_concurrency_cap(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     config = ServerConfig(fault_rate=1.0, faults=("429",), max_faults_per_request=1)
     console = Console(record=True, width=200, force_terminal=False)
-    with FakeLLMServer(config) as server, Store(":memory:") as store:
+    events: list[ProgressEvent] = []
+    with FakeLLMServer(config) as server:
         lm = LM(
             get_backend("openai:gpt-test", base_url=server.openai_url),
-            store,
             max_concurrency=8,
             backoff=(0.01, 0.05),
         )
 
         async def go():
-            with lm_progress([lm], console=console) as progress:
-                task = progress.add_task("asking", total=1)
+            with RichProgress(console) as shown:
+                report = Reporter(lambda e: (events.append(e), shown(e)), [lm])
+                report.start("asking", 1)
                 await lm.generate([Message(role="user", content="hi")], GenerateConfig())
-                progress.advance(task)
+                report.advance()
             await lm.aclose()
 
         asyncio.run(go())
-    shown = console.export_text()
-    assert "openai:gpt-test conc 4/8 retries 1 cached 0" in shown
+    assert [(e.stage, e.done, e.total) for e in events] == [("asking", 0, 1), ("asking", 1, 1)]
+    assert events[-1].status is not None
+    assert "openai:gpt-test conc 4/8 retries 1 cached 0" in events[-1].status()
+    assert "openai:gpt-test conc 4/8 retries 1 cached 0" in console.export_text()
+
+
+def test_an_uncounted_step_is_one_line():
+    console = Console(record=True, width=200, force_terminal=False)
+    with RichProgress(console) as shown:
+        Reporter(shown).start("spec", None, "asking [bold]x[/bold] to define it")
+    assert "spec: asking [bold]x[/bold] to define it" in console.export_text()

@@ -72,11 +72,20 @@ def test_cuda_runs_in_bf16_and_matches_cpu(local):
 
 
 def _score_batch(config: Path, crash: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MWE_CRASH_AT"} | {"HF_HUB_OFFLINE": "1"}
+    """The batch script; with ``crash``, the same run through the CLI, killed at that point."""
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    script = [str(REPO / "scripts" / "score_batch.py"), str(config)]
     if crash:
-        env["MWE_CRASH_AT"] = crash
+        script = [
+            str(REPO / "tests" / "crashing_mwe.py"),
+            crash,
+            "--",
+            "score",
+            "--config",
+            str(config),
+        ]
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "score_batch.py"), str(config), "--output", "csv"],
+        [sys.executable, *script, "--output", "csv"],
         env=env,
         capture_output=True,
         text=True,

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from mwe.cli.app import open_store
-from mwe.cli.output import console, emit_results, print_generation
+from mwe.cli.output import RichProgress, console, emit_results, print_generation
 from mwe.terminal import plain, shown
 
 
@@ -146,10 +145,15 @@ def generate_cmd(
     """
     from mwe.pipeline.run import generate_eval, prepare
 
-    urls = {"generator_base_url": base_url, "judge_base_url": base_url}
-    prepared = prepare(description=description, format=fmt, **urls, **options)
-    with open_store(ctx, read_only=False) as store:
-        result = generate_eval(store, console=Console(stderr=True), prepared=prepared)
+    prepared = prepare(
+        description=description,
+        format=fmt,
+        generator_base_url=base_url,
+        judge_base_url=base_url,
+        **options,
+    )
+    with open_store(ctx, read_only=False) as store, RichProgress() as progress:
+        result = generate_eval(store, prepared=prepared, progress=progress)
     print_generation(result)
 
 
@@ -184,7 +188,6 @@ def judge_check_cmd(
     """
     from mwe.models import LM, get_backend
     from mwe.pipeline.judge import judge_check
-    from mwe.progress import lm_progress
     from mwe.templates import load_templates
 
     backend = get_backend(judge, **({"base_url": base_url} if base_url else {}))
@@ -197,22 +200,15 @@ def judge_check_cmd(
         lm = LM(backend, store)
 
         async def run() -> Any:
-            with lm_progress([lm], console=Console(stderr=True)) as progress:
-                task = progress.add_task("judge-check", total=len(items))
-                try:
-                    return await judge_check(
-                        lm,
-                        items,
-                        what,
-                        loaded,
-                        info.ref,
-                        lambda k: progress.advance(task, k),
-                        calibrate=calibrate,
-                    )
-                finally:
-                    await lm.aclose()
+            try:
+                return await judge_check(
+                    lm, items, what, loaded, info.ref, progress=progress, calibrate=calibrate
+                )
+            finally:
+                await lm.aclose()
 
-        result = asyncio.run(run())
+        with RichProgress() as progress:
+            result = asyncio.run(run())
     auroc = "n/a (one label)" if result.auroc is None else f"{result.auroc:.3f}"
     console.print(
         f"{shown(result.ref)}: judge {shown(result.judge)} ({result.method}) on "
@@ -281,8 +277,8 @@ def score_cmd(
     with a 95% bootstrap interval, and the argmax rate. Ctrl-C keeps what was scored: run the
     same command again to carry on.
     """
-    from mwe.scoring.batch import BatchConfig, load_config
-    from mwe.scoring.run import score_sets
+    from mwe.scoring.batch import load_config
+    from mwe.scoring.run import ScoreOptions, score
 
     if config is not None:
         if sets or models:
@@ -290,10 +286,11 @@ def score_cmd(
         batch = load_config(config)
         if batch.db is not None:
             ctx.obj["db"] = batch.db
+        todo = ScoreOptions(**batch.model_dump(exclude={"db"}))
     else:
         if not sets or not models:
             raise click.UsageError("give the SETS to score and at least one --model (or --config)")
-        batch = BatchConfig(
+        todo = ScoreOptions(
             sets=list(sets),
             models=list(models),
             prompt_formats=list(prompt_formats) or None,
@@ -302,23 +299,12 @@ def score_cmd(
             base_url=base_url,
             votes=votes,
         )
-    with open_store(ctx, read_only=False) as store:
-        rows, counts = score_sets(
-            store,
-            batch.sets,
-            batch.models,
-            prompt_formats=batch.prompt_formats,
-            limit=batch.limit,
-            token_budget=batch.batch_tokens,
-            batch_size=batch.batch_size,
-            base_url=batch.base_url,
-            votes=batch.votes,
-            console=Console(stderr=True),
-        )
-    title = f"{counts['new_rows']:,} items scored, {counts['skipped_rows']:,} already stored"
+    with open_store(ctx, read_only=False) as store, RichProgress() as progress:
+        report = score(store, todo, progress=progress)
+    title = f"{report.new_rows:,} items scored, {report.skipped_rows:,} already stored"
     if output != "table":  # the data goes to stdout, to be piped; the counts to stderr
         click.echo(title, err=True)
-    emit_results(rows, output, title)
+    emit_results(report.results, output, title)
 
 
 def _positive_int(text: str, flag: str) -> int:

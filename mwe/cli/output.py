@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Self
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from mwe.items import Item
+from mwe.progress import ProgressEvent
 from mwe.store import EvalSetInfo
 from mwe.terminal import shown
 
@@ -46,7 +59,7 @@ def items_table(items: list[Item], title: str) -> Table:
     for item in items:
         confidence = "" if item.label_confidence is None else f"{item.label_confidence:.2f}"
         table.add_row(
-            shown(item.statement or item.question),
+            shown(item.text),
             shown(repr(item.answer_matching_behavior)),
             shown(", ".join(repr(a) for a in item.not_matching)),
             confidence,
@@ -101,14 +114,12 @@ def print_generation(result: Any) -> None:
     table.add_row("label balance", balance_text(quality["balance"]))
     conf = quality.get("label_confidence") or {}
     table.add_row("mean label confidence", f"{conf.get('mean', 0):.3f} (estimated ceiling)")
-    same = result.usage["generator"]["model"] == result.usage["judge"]["model"]
-    for role in ("generator and judge",) if same else ("generator", "judge"):
-        u = result.usage[role.split()[0]]
-        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
+    for u in result.usage:
+        cost = "unknown" if u.cost_usd is None else f"${u.cost_usd:.4f}"
         table.add_row(
-            role,
-            f"{shown(u['model'])}: {u['requests']:,} requests, {u['cache_hits']:,} "
-            f"cached, {u['input_tokens']:,}+{u['output_tokens']:,} tokens, {cost}",
+            u.role,
+            f"{shown(u.model)}: {u.requests:,} requests, {u.cache_hits:,} cached, "
+            f"{u.input_tokens:,}+{u.output_tokens:,} tokens, {cost}",
         )
     table.add_row("time", f"{result.elapsed_s:.1f} s")
     console.print(table)
@@ -156,3 +167,60 @@ def emit_results(rows: list[Any], output: str, title: str) -> None:
             writer.writerow(r.to_json())
     else:
         console.print(results_table(rows, title))
+
+
+class _StatusColumn(ProgressColumn):
+    """The live state a progress event carries (models' concurrency and cost, or a rate)."""
+
+    def render(self, task: Task) -> Text:
+        status = task.fields.get("status")
+        return Text(status() if status else "", style="dim")
+
+
+class RichProgress:
+    """Renders :class:`mwe.progress.ProgressEvent`\\ s as rich bars on stderr, one per stage.
+
+    Use it as a context manager around the work, passing the instance as the progress
+    callback.
+    """
+
+    def __init__(self, stderr: Console | None = None) -> None:
+        self.console = stderr or Console(stderr=True)
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._stage: str | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.total is None:  # one uncounted step: a line
+            self._stop()
+            self.console.print(f"[bold]{shown(event.stage)}[/]: {shown(event.note)}")
+            return
+        if event.stage != self._stage or self._bar is None:
+            self._stop()
+            self._bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                _StatusColumn(),
+                console=self.console,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(
+                shown(event.stage), total=event.total, status=event.status
+            )
+            self._stage = event.stage
+        assert self._task is not None
+        self._bar.update(self._task, completed=event.done)
+
+    def _stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        self._bar, self._task, self._stage = None, None, None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import anthropic
 
-from mwe.models.base import Backend, GenerateConfig, Message, Samples, Usage
-from mwe.models.errors import MissingKeyError, header_retry_after
+from mwe.models.base import Backend, Failure, GenerateConfig, Message, Samples, Usage, asked_wait
+from mwe.models.errors import MissingKeyError
 
 
 class AnthropicBackend(Backend):
@@ -62,41 +61,31 @@ class AnthropicBackend(Backend):
             outputs += response.usage.output_tokens
         return Samples(texts, Usage(inputs, outputs))
 
-    def retry_after(self, exc: BaseException) -> float | None:
-        response = getattr(exc, "response", None)
-        return header_retry_after(response.headers) if response is not None else None
-
-    def is_rate_limit(self, exc: BaseException) -> bool:
-        return isinstance(exc, anthropic.RateLimitError)
-
-    def is_retryable(self, exc: BaseException) -> bool:
+    def classify(self, exc: BaseException) -> Failure:
+        if isinstance(exc, anthropic.RateLimitError):
+            return Failure(True, rate_limited=True, wait_s=asked_wait(exc))
         if isinstance(exc, anthropic.APIStatusError):
             # 529 is "overloaded"; 408 and 409 are transient too.
-            return exc.status_code >= 500 or exc.status_code in (408, 409, 429)
-        return isinstance(
-            exc,
-            (
-                anthropic.APIConnectionError,
-                anthropic.APIResponseValidationError,
-                json.JSONDecodeError,
-            ),
-        )
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                return Failure(True, wait_s=asked_wait(exc))
+            return Failure(False, message=self._explain(exc))
+        if isinstance(exc, anthropic.APIConnectionError | anthropic.APIResponseValidationError):
+            return Failure(True)  # time-outs, dropped connections, truncated bodies
+        return super().classify(exc)
 
-    def explain(self, exc: BaseException) -> str | None:
+    def _explain(self, exc: anthropic.APIStatusError) -> str:
         if isinstance(exc, anthropic.AuthenticationError):
             return "Anthropic rejected the API key (401): check ANTHROPIC_API_KEY"
         if isinstance(exc, anthropic.PermissionDeniedError):
             return f"Anthropic refused access to {self.model} (403): check the key's workspace"
         if isinstance(exc, anthropic.NotFoundError):
             return f"no Anthropic model {self.model!r} (404)"
-        if isinstance(exc, anthropic.APIStatusError):
-            body = exc.body if isinstance(exc.body, dict) else {}
-            error = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
-            message = " ".join(str(error.get("message") or exc.message).split())
-            if "credit balance" in message.lower():
-                return f"Anthropic quota exhausted: {message}"
-            return f"Anthropic rejected the request ({exc.status_code}): {message}"
-        return None
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
+        message = " ".join(str(error.get("message") or exc.message).split())
+        if "credit balance" in message.lower():
+            return f"Anthropic quota exhausted: {message}"
+        return f"Anthropic rejected the request ({exc.status_code}): {message}"
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -7,17 +7,40 @@ concurrency: :class:`mwe.models.lm.LM` wraps them with all three.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mwe.errors import UsageError
+from mwe.models.errors import header_retry_after
 from mwe.secrets import redact_url
 
 
 class CapabilityError(UsageError):
     """The backend cannot do what was asked (e.g. log-probs from Anthropic's API)."""
+
+
+class MalformedResponseError(Exception):
+    """A reply that parsed but lacks what was asked for (too few choices, no log-probs):
+    treated as transient, like a truncated body."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How the model layer treats one failed request."""
+
+    retry: bool
+    rate_limited: bool = False  #: a 429: the concurrency cap shrinks
+    wait_s: float | None = None  #: what the provider asked for (Retry-After), if anything
+    message: str | None = None  #: for a permanent failure: one line saying what to do
+
+
+def asked_wait(exc: BaseException) -> float | None:
+    """Seconds an HTTP error's response asked us to wait (Retry-After), if it says so."""
+    response = getattr(exc, "response", None)
+    return header_retry_after(response.headers) if response is not None else None
 
 
 class Message(BaseModel):
@@ -86,8 +109,8 @@ class Backend:
     #: What the backend can do, declared so that callers choose a method up front instead of
     #: catching :class:`CapabilityError`: log-probabilities of given answers to a chat prompt,
     #: and the log-likelihood of a continuation of raw text (the local scoring runner).
-    answers_logprobs: ClassVar[bool] = False
-    scores_continuations: ClassVar[bool] = False
+    answers_logprobs: bool = False
+    scores_continuations: bool = False
 
     def __init__(self, model: str, *, base_url: str | None = None) -> None:
         self.model = model
@@ -123,21 +146,13 @@ class Backend:
         """Log-likelihood of ``continuation`` after raw text ``context`` (local models only)."""
         raise CapabilityError(f"{self.spec} cannot score a continuation; use hf:... or local")
 
-    def retry_after(self, exc: BaseException) -> float | None:
-        """Seconds the provider asked us to wait, if ``exc`` says so."""
-        return None
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is transient (rate limit, server error, time-out, bad connection)."""
-        return False
-
-    def is_rate_limit(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is a rate limit, which shrinks the concurrency cap."""
-        return False
-
-    def explain(self, exc: BaseException) -> str | None:
-        """A one-line message for a permanent failure, saying what to do; ``None`` if unknown."""
-        return None
+    def classify(self, exc: BaseException) -> Failure:
+        """How to treat a failed request, decided in one place: retry it (and how long the
+        provider asked us to wait, and whether it was a rate limit), or fail with a one-line
+        message. Subclasses add their SDK's errors; by default time-outs, dropped connections
+        and malformed bodies are retried, and anything else fails as it is."""
+        transient = (MalformedResponseError, json.JSONDecodeError, ConnectionError, TimeoutError)
+        return Failure(retry=isinstance(exc, transient))
 
     async def aclose(self) -> None:
         """Release clients and connections."""

@@ -100,6 +100,21 @@ def load_options(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     return {"dtype": dtype, "attn_implementation": "eager" if device.type == "cpu" else "sdpa"}
 
 
+def right_padded(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded on the right to one width, and the attention mask of the real tokens.
+
+    Right padding keeps every real token at positions 0..n-1, exactly as in an unbatched pass.
+    """
+    width = max((len(seq) for seq in seqs), default=0)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if seq:
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+    return ids, mask
+
+
 class HFBackend(Backend):
     """A transformers causal LM, from a local folder or (with network) a Hub id."""
 
@@ -248,7 +263,7 @@ class HFBackend(Backend):
         scores = iter(self.score(pairs))
         results = []
         for prompt, answers in requests:
-            logprobs = {answer: next(scores) for answer in answers}
+            logprobs: dict[str, float | None] = {answer: next(scores) for answer in answers}
             results.append(AnswerLogprobs(logprobs, "logprobs", Usage(len(self.encode(prompt)), 0)))
         return results
 
@@ -284,16 +299,9 @@ class HFBackend(Backend):
     def _score_rows(
         self, rows: list[tuple[list[int], list[tuple[int, int, int]]]]
     ) -> list[tuple[int, float]]:
-        # Right padding: real tokens keep positions 0..n-1, exactly as in an unbatched pass.
-        width = max(len(seq) for seq, _ in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, (seq, _) in enumerate(rows):
-            ids[r, : len(seq)] = torch.tensor(seq)
-            mask[r, : len(seq)] = 1
+        ids, mask = right_padded([seq for seq, _ in rows], self.tokenizer.pad_token_id)
         logits = self.net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-        out = []
+        out: list[tuple[int, float]] = []
         for r, (_, targets) in enumerate(rows):
             positions = torch.tensor([p for _, p, _ in targets], device=self.device)
             tokens = torch.tensor([t for _, _, t in targets], device=self.device)

@@ -19,6 +19,7 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Usage
 from mwe.models.cache import CallCache, CallStore, MemoryCalls, request_key
@@ -34,9 +35,13 @@ T = TypeVar("T")
 REFUSED_RETRY_S = 0.5  # the wait before the one retry of a refused connection
 
 
-def _refused_twice(state: RetryCallState) -> bool:
-    exc = state.outcome.exception() if state.outcome else None
-    return exc is not None and connection_refused(exc) and state.attempt_number >= 2
+class _RefusedTwice(stop_base):
+    """Stop once a refused connection has been retried once."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome else None
+        return exc is not None and connection_refused(exc) and retry_state.attempt_number >= 2
 
 
 @dataclass
@@ -201,10 +206,10 @@ class LM:
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """Run one request with retries; return its result and the last attempt's latency."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(self.backend.is_retryable),
+            retry=retry_if_exception(lambda exc: self.backend.classify(exc).retry),
             # A refused connection means nothing listens there: one short retry (a server
             # that is just starting), not minutes of back-off.
-            stop=stop_after_attempt(self.max_attempts) | _refused_twice,
+            stop=stop_after_attempt(self.max_attempts) | _RefusedTwice(),
             wait=self._wait,
             before_sleep=self._before_sleep,
             reraise=True,
@@ -224,7 +229,7 @@ class LM:
         try:
             result = await fn()
         except BaseException as exc:
-            limited = self.backend.is_rate_limit(exc)
+            limited = self.backend.classify(exc).rate_limited
             self.stats.rate_limits += limited
             await self.limiter.release(rate_limited=limited, ok=False)
             raise
@@ -236,7 +241,7 @@ class LM:
         if exc is not None and connection_refused(exc):
             return REFUSED_RETRY_S
         backoff = self._exp_wait(state)
-        asked = self.backend.retry_after(exc) if exc else None
+        asked = self.backend.classify(exc).wait_s if exc else None
         return max(asked, backoff) if asked is not None else backoff
 
     def _before_sleep(self, state: RetryCallState) -> None:
@@ -251,14 +256,14 @@ class LM:
                 f"{self.spec}: cannot connect to {where} (connection refused): is the server "
                 "running, and is --base-url right?"
             )
-        if self.backend.is_retryable(exc):
+        failure = self.backend.classify(exc)
+        if failure.retry:
             detail = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return ModelFailedError(
                 f"{self.spec}: gave up after {self.max_attempts} attempts ({detail})"
             )
-        explained = self.backend.explain(exc)
-        if explained is not None:
-            return ModelFailedError(redact(explained))
+        if failure.message is not None:
+            return ModelFailedError(redact(failure.message))
         return exc  # not a provider error: a bug or a usage error, raised as it is
 
     async def aclose(self) -> None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from typing import Any
+from typing import Any, cast
 
 import openai
 
-from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
-from mwe.models.errors import MissingKeyError, header_retry_after
+from mwe.models.base import (
+    AnswerLogprobs,
+    Backend,
+    Failure,
+    GenerateConfig,
+    MalformedResponseError,
+    Message,
+    Samples,
+    Usage,
+    asked_wait,
+)
+from mwe.models.errors import MissingKeyError
 
 # The API returns at most 20 alternatives per position.
 TOP_LOGPROBS = 20
@@ -52,7 +61,9 @@ class OpenAIBackend(Backend):
 
     def _request(self, messages: list[Message], **params: Any) -> Any:
         return self.client.chat.completions.create(
-            model=self.model, messages=[m.model_dump() for m in messages], **params
+            model=self.model,
+            messages=cast(Any, [m.model_dump() for m in messages]),  # the SDK's TypedDicts
+            **params,
         )
 
     async def generate(self, messages: list[Message], config: GenerateConfig) -> Samples:
@@ -67,9 +78,7 @@ class OpenAIBackend(Backend):
         response = await self._request(messages, **params)
         texts = [choice.message.content or "" for choice in response.choices]
         if len(texts) != config.n:
-            raise openai.APIResponseValidationError(
-                response=None, body=None, message=f"asked for {config.n} choices, got {len(texts)}"
-            )  # type: ignore[arg-type]
+            raise MalformedResponseError(f"asked for {config.n} choices, got {len(texts)}")
         return Samples(texts, _usage(response))
 
     async def answer_logprobs(self, messages: list[Message], answers: list[str]) -> AnswerLogprobs:
@@ -78,9 +87,7 @@ class OpenAIBackend(Backend):
         )
         content = response.choices[0].logprobs.content if response.choices[0].logprobs else None
         if not content:
-            raise openai.APIResponseValidationError(
-                response=None, body=None, message="the response carries no logprobs"
-            )  # type: ignore[arg-type]
+            raise MalformedResponseError("the response carries no logprobs")
         top = content[0].top_logprobs
         logprobs: dict[str, float | None] = {}
         for answer in answers:
@@ -89,36 +96,31 @@ class OpenAIBackend(Backend):
             logprobs[answer] = _logsumexp(matches) if matches else None
         return AnswerLogprobs(logprobs, "top_logprobs", _usage(response))
 
-    def retry_after(self, exc: BaseException) -> float | None:
-        response = getattr(exc, "response", None)
-        return header_retry_after(response.headers) if response is not None else None
-
-    def is_rate_limit(self, exc: BaseException) -> bool:
-        return isinstance(exc, openai.RateLimitError) and not _is_quota(exc)
-
-    def is_retryable(self, exc: BaseException) -> bool:
+    def classify(self, exc: BaseException) -> Failure:
+        if isinstance(exc, openai.RateLimitError) and _is_quota(exc):
+            return Failure(
+                False,
+                message="OpenAI quota exhausted (429 insufficient_quota): add credits or use "
+                "another key",
+            )
         if isinstance(exc, openai.RateLimitError):
-            return not _is_quota(exc)
+            return Failure(True, rate_limited=True, wait_s=asked_wait(exc))
         if isinstance(exc, openai.APIStatusError):
-            return exc.status_code >= 500 or exc.status_code in (408, 409)
-        # Time-outs, dropped connections, and bodies that are truncated or not JSON.
-        return isinstance(
-            exc,
-            (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError),
-        )
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                return Failure(True, wait_s=asked_wait(exc))
+            return Failure(False, message=self._explain(exc))
+        if isinstance(exc, openai.APIConnectionError | openai.APIResponseValidationError):
+            return Failure(True)  # time-outs, dropped connections, truncated bodies
+        return super().classify(exc)
 
-    def explain(self, exc: BaseException) -> str | None:
+    def _explain(self, exc: openai.APIStatusError) -> str:
         if isinstance(exc, openai.AuthenticationError):
             return "OpenAI rejected the API key (401): check OPENAI_API_KEY"
         if isinstance(exc, openai.PermissionDeniedError):
             return f"OpenAI refused access to {self.model} (403): check the key's project"
-        if isinstance(exc, openai.RateLimitError) and _is_quota(exc):
-            return "OpenAI quota exhausted (429 insufficient_quota): add credits or use another key"
         if isinstance(exc, openai.NotFoundError):
             return f"no model {self.model!r} at {self.base_url or 'OpenAI'} (404)"
-        if isinstance(exc, openai.APIStatusError):
-            return f"OpenAI rejected the request ({exc.status_code}): {_api_message(exc)}"
-        return None
+        return f"OpenAI rejected the request ({exc.status_code}): {_api_message(exc)}"
 
     async def aclose(self) -> None:
         await self.client.close()

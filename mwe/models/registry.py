@@ -16,6 +16,7 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "anthropic": ("mwe.models.anthropic_backend", "AnthropicBackend", ""),
     "hf": ("mwe.models.hf", "HFBackend", "local"),
     "local": ("mwe.models.local", "LocalBackend", "local"),
+    "function": ("mwe.models.function_backend", "FunctionBackend", ""),
 }
 EXAMPLES = "openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, hf:<path-or-id>, local"
 

@@ -39,8 +39,8 @@ def example_texts(examples: Sequence[Item], label: str) -> list[str]:
     if label == CHOICE:
         return [e.question for e in examples]
     wanted = " Yes" if label == AGREE else " No"
-    same = [e.statement or e.question for e in examples if e.answer_matching_behavior == wanted]
-    return same or [e.statement or e.question for e in examples]
+    same = [e.text for e in examples if e.answer_matching_behavior == wanted]
+    return same or [e.text for e in examples]
 
 
 def plan_calls(

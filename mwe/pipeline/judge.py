@@ -10,41 +10,21 @@ fraction is used. A second question gives the relevance: is the item about the b
 from __future__ import annotations
 
 import asyncio
-import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from mwe.answers import count_votes, normalised
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
 from mwe.pipeline.spec import Spec
+from mwe.progress import ProgressCallback, Reporter
 from mwe.templates import TemplateSet
 
 YES_NO = ("Yes", "No")
 CONTENT_FREE = "N/A"
 A_B = ("A", "B")
-
-
-def normalised(logprobs: dict[str, float | None], options: Sequence[str]) -> dict[str, float]:
-    """Probabilities over ``options`` from log-probs; an option the judge did not show (absent
-    from an API's top-k) gets 0, and with none shown every option is equally likely."""
-    present = {o: lp for o in options if (lp := logprobs.get(o)) is not None}
-    if not present:
-        return {o: 1 / len(options) for o in options}
-    top = max(present.values())
-    weights = {o: math.exp(present[o] - top) if o in present else 0.0 for o in options}
-    total = sum(weights.values())
-    return {o: w / total for o, w in weights.items()}
-
-
-def parse_vote(text: str, options: Sequence[str]) -> str | None:
-    """The option a sampled answer names first ('Yes.', '(A)', 'B) because...')."""
-    match = re.search(r"\b(" + "|".join(map(re.escape, options)) + r")\b", text, re.IGNORECASE)
-    if not match:
-        return None
-    return next(o for o in options if o.lower() == match.group(1).lower())
 
 
 @dataclass
@@ -91,11 +71,11 @@ class Judge:
         replies = await self.lm.generate(
             messages, GenerateConfig(n=self.votes, temperature=1.0, max_tokens=5)
         )
-        named = [parse_vote(r, options) for r in replies]
-        counted = [v for v in named if v is not None]
-        if not counted:
+        votes = count_votes(replies, options)
+        total = sum(votes.values())
+        if not total:
             return {o: 1 / len(options) for o in options}
-        return {o: counted.count(o) / len(counted) for o in options}
+        return {o: n / total for o, n in votes.items()}
 
     async def label_confidence(self, cand: Candidate) -> float:
         """p(intended answer)."""
@@ -144,10 +124,13 @@ async def judge_check(
     behavior: str,
     templates: TemplateSet,
     ref: str,
-    on_done: Callable[[int], None] = lambda n: None,
+    *,
+    progress: ProgressCallback | None = None,
     calibrate: bool = False,
 ) -> JudgeCheck:
     """Run the judge on labelled items and compare its answers with their labels."""
+    report = Reporter(progress, [lm])
+    report.start("judge-check", len(items))
     from sklearn.metrics import roc_auc_score
 
     spec = Spec(
@@ -166,10 +149,10 @@ async def judge_check(
             p_first = (await judge.probabilities("judge.j2", item.question, A_B))["A"]
             positive = item.answer_matching_behavior.strip(" ()") == "A"
         else:
-            text = item.statement or item.question
+            text = item.text
             p_first = (await judge.probabilities("judge.j2", text, YES_NO))["Yes"]
             positive = item.answer_matching_behavior.strip() == "Yes"
-        on_done(1)
+        report.advance()
         return positive, p_first
 
     results = await asyncio.gather(*(one(item) for item in items))

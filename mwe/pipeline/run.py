@@ -11,20 +11,17 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
-import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
-from rich.console import Console
 
 from mwe._version import __version__
+from mwe.checkpoints import checkpoint
 from mwe.errors import InputFileError, UsageError
 from mwe.items import Item, parse_jsonl, read_source
 from mwe.models import Backend, GenerateConfig, get_backend, parse_model
@@ -35,15 +32,14 @@ from mwe.pipeline.generate import parse_replies, plan_calls, run_calls
 from mwe.pipeline.judge import Judge, judge_candidates
 from mwe.pipeline.select import select
 from mwe.pipeline.spec import Spec, build_spec, check_description
-from mwe.progress import lm_progress
+from mwe.progress import ProgressCallback, Reporter
 from mwe.quality import quality_metrics
 from mwe.secrets import redact_url
 from mwe.store import EvalSetInfo, Store, check_name
+from mwe.sync import run_sync
 from mwe.templates import TemplateSet, load_templates, load_topics
-from mwe.terminal import shown
 
 logger = logging.getLogger(__name__)
-CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "stage" or "stage:calls"; see crash_point
 _FLAGS = {
     "n": "-n",
     "oversample": "--oversample",
@@ -105,31 +101,32 @@ def check_options(**values: Any) -> GenerateOptions:
     return options
 
 
-@dataclass
-class GenerationResult:
+class ModelUsage(BaseModel):
+    """What one model of a run cost: requests, cache hits, retries, tokens and dollars."""
+
+    role: str = Field(description="generator, judge, or both when one model is both.")
+    model: str
+    requests: int
+    cache_hits: int
+    retries: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None = Field(description="None when a price is unknown.")
+
+
+class GenerationResult(BaseModel):
     """What a run produced."""
 
-    info: EvalSetInfo
-    spec: Spec
-    counts: dict[str, Any]
-    quality: dict[str, Any]
-    usage: dict[str, Any]
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    info: EvalSetInfo = Field(description="The stored version (or the identical one found).")
+    spec: Spec = Field(description="The behaviour as the generator defined it.")
+    counts: dict[str, Any] = Field(description="Candidates at each stage, and why they dropped.")
+    quality: dict[str, Any] = Field(description="The quality metrics stored with the version.")
+    usage: list[ModelUsage] = Field(description="One entry per model (one if gen = judge).")
+    judge_method: str = Field(description="logprobs or votes.")
     elapsed_s: float
-    unchanged: bool
-
-
-def crash_point(stage: str, lms: Sequence[LM], calls: int | None = None) -> None:
-    """A testing knob: with ``MWE_CRASH_AT=stage`` (at the end of a stage) or
-    ``MWE_CRASH_AT=stage:k`` (after its k-th call), write the cache and SIGKILL this process,
-    to show that a rerun loses nothing that was paid for."""
-    want = os.environ.get(CRASH_ENV)
-    if not want:
-        return
-    name, _, count = want.partition(":")
-    if name == stage and (count == "" and calls is None or count and calls == int(count)):
-        for lm in lms:
-            lm.cache.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+    unchanged: bool = Field(description="True when identical content was already stored.")
 
 
 @dataclass
@@ -145,9 +142,10 @@ class Prepared:
     judge: Backend
 
 
-def prepare(**values: Any) -> Prepared:
-    """Check every input and load what the run needs, or raise a one-line usage error."""
-    options = check_options(**values)
+def prepare(options: GenerateOptions | None = None, **values: Any) -> Prepared:
+    """Check every input and load what the run needs, or raise a one-line usage error.
+    ``values`` are option fields, on top of ``options`` when given."""
+    options = check_options(**(dict(options) if options is not None else {}), **values)
     templates = load_templates(options.format, options.templates)
     examples, examples_info = _load_examples(options.examples)
     generator = get_backend(options.generator, **_url(options.generator_base_url))
@@ -173,15 +171,15 @@ def _load_examples(path: Path | None) -> tuple[list[Item], dict[str, Any] | None
 class _Run:
     """One generation run against an open store."""
 
-    def __init__(self, prepared: Prepared, store: Store, console: Console) -> None:
+    def __init__(self, prepared: Prepared, store: Store, progress: ProgressCallback | None) -> None:
         self.o, self.store = prepared.options, store
         self.templates, self.examples = prepared.templates, prepared.examples
-        self.console = console
         limit = self.o.max_concurrency
         self.gen = LM(prepared.generator, store, max_concurrency=limit)
         same = prepared.judge is prepared.generator
         self.judge_lm = self.gen if same else LM(prepared.judge, store, max_concurrency=limit)
         self.lms = [self.gen] if same else [self.gen, self.judge_lm]
+        self.report = Reporter(progress, self.lms)
         self.counts: dict[str, Any] = {}
         self.vectors: dict[int, np.ndarray] = {}  # embeddings of the candidates dedupe kept
         self.stage = "spec"
@@ -191,14 +189,14 @@ class _Run:
 
     def _after_call(self) -> None:
         self.stage_calls += 1
-        crash_point(self.stage, self.lms, self.stage_calls)
+        checkpoint(self.stage, self.stage_calls, self._flush)
 
     def _enter(self, stage: str) -> None:
         self.stage, self.stage_calls = stage, 0
 
     async def run(self) -> tuple[Spec, list[Candidate], Any, Judge]:
         o = self.o
-        self.console.print(f"[bold]spec[/]: asking {shown(self.gen.spec)} to define the behaviour")
+        self.report.start("spec", None, f"asking {self.gen.spec} to define the behaviour")
         spec = await build_spec(o.description, o.format, o.name, self.gen, self.templates)
         self._end_stage()
 
@@ -214,16 +212,15 @@ class _Run:
             seed=o.seed,
         )
         config = GenerateConfig(temperature=o.temperature, max_tokens=o.max_tokens)
-        with lm_progress(self.lms, console=self.console) as progress:
-            task = progress.add_task("generate", total=len(calls))
-            replies = await run_calls(self.gen, calls, config, lambda k: progress.advance(task, k))
+        self.report.start("generate", len(calls))
+        replies = await run_calls(self.gen, calls, config, self.report.advance)
         await self.gen.cache.aflush()
         self._end_stage()
 
         self._enter("dedupe")
         candidates, dropped = parse_replies(calls, replies)
         self.counts.update(calls=len(calls), replies_dropped=dict(dropped), parsed=len(candidates))
-        shots = [e.statement or e.question for e in self.examples]
+        shots = [e.text for e in self.examples]
         dup_counts, self.vectors = dedupe(candidates, shots, threshold=o.near_duplicate_threshold)
         self.counts.update(dup_counts)
         self._end_stage()
@@ -231,9 +228,8 @@ class _Run:
         self._enter("judge")
         judge = Judge(self.judge_lm, spec, self.templates, votes=o.votes, calibrate=o.calibrate)
         alive = [c for c in candidates if c.alive]
-        with lm_progress(self.lms, console=self.console) as progress:
-            task = progress.add_task("judge", total=len(alive))
-            await judge_candidates(judge, alive, lambda k: progress.advance(task, k))
+        self.report.start("judge", len(alive))
+        await judge_candidates(judge, alive, self.report.advance)
         await self.judge_lm.cache.aflush()
         self.counts["judged"] = len(alive)
         self._end_stage()
@@ -242,7 +238,11 @@ class _Run:
     def _end_stage(self) -> None:
         # For logs and pipes, where the bars are drawn only at the end (shown with -v).
         logger.info("%s: done (%d model calls)", self.stage, self.stage_calls)
-        crash_point(self.stage, self.lms)
+        checkpoint(self.stage, None, self._flush)
+
+    def _flush(self) -> None:
+        for lm in self.lms:
+            lm.cache.flush()
 
     async def close(self) -> None:
         for lm in self.lms:
@@ -253,41 +253,44 @@ def _url(base_url: str | None) -> dict[str, Any]:
     return {"base_url": base_url} if base_url else {}
 
 
-def _usage(lm: LM) -> dict[str, Any]:
+def _usage(role: str, lm: LM) -> ModelUsage:
     s = lm.stats
-    return {
-        "model": lm.spec,
-        "requests": s.requests,
-        "cache_hits": s.cache_hits,
-        "retries": s.retries,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "cost_usd": s.cost_usd,
-    }
+    return ModelUsage(
+        role=role,
+        model=lm.spec,
+        requests=s.requests,
+        cache_hits=s.cache_hits,
+        retries=s.retries,
+        input_tokens=s.input_tokens,
+        output_tokens=s.output_tokens,
+        cost_usd=s.cost_usd,
+    )
 
 
-def generate_eval(
+async def generate_eval_async(
     store: Store,
-    console: Console | None = None,
+    options: GenerateOptions | None = None,
+    *,
     prepared: Prepared | None = None,
+    progress: ProgressCallback | None = None,
     **values: Any,
 ) -> GenerationResult:
     """Generate a new version of an eval set from a one-line description.
 
-    ``values`` are the fields of :class:`GenerateOptions` (``description``, ``n``, ``format``,
-    ``generator``, ``judge``, ...), or pass what :func:`prepare` returned. Input is checked
-    first; nothing is stored for bad input.
+    Give the :class:`GenerateOptions`, or their fields as keyword arguments (``description``,
+    ``n``, ``format``, ``generator``, ``judge``, ...), or what :func:`prepare` returned. Input
+    is checked first; nothing is stored for bad input. ``progress`` receives a
+    :class:`mwe.progress.ProgressEvent` as each stage moves on.
     """
-    prepared = prepared or prepare(**values)
+    prepared = prepared or prepare(options, **values)
     options, templates = prepared.options, prepared.templates
-    console = console or Console(stderr=True)
     start = time.perf_counter()
-    run = _Run(prepared, store, console)
+    run = _Run(prepared, store, progress)
     run_id = store.start_run("generate", options.model_dump(mode="json"))
     for lm in run.lms:
         lm.run_id = run_id
     try:
-        spec, candidates, dup_counts, judge = asyncio.run(_run_and_close(run))
+        spec, candidates, dup_counts, judge = await _run_and_close(run)
     except BaseException as exc:
         stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         store.finish_run(run_id, "interrupted" if stopped else "failed")
@@ -307,11 +310,11 @@ def generate_eval(
     vectors = np.stack([run.vectors[c.idx] for c in kept])
     quality = quality_metrics(items, vectors, {**dup_counts, "parsed": run.counts["parsed"]})
     elapsed = time.perf_counter() - start
-    usage = {
-        "generator": _usage(run.gen),
-        "judge": _usage(run.judge_lm),
-        "judge_method": judge.method,
-    }
+    # One model that both writes and judges is one entry, not the same figures twice.
+    if run.judge_lm is run.gen:
+        usage = [_usage("generator and judge", run.gen)]
+    else:
+        usage = [_usage("generator", run.gen), _usage("judge", run.judge_lm)]
     provenance = {
         "kind": "generate",
         "description": spec.behavior,
@@ -323,7 +326,7 @@ def generate_eval(
         "parameters": options.model_dump(mode="json", exclude={"description", "name"}),
         "examples": prepared.examples_info,
         "counts": run.counts,
-        "usage": usage,
+        "usage": [u.model_dump() for u in usage],
         "elapsed_s": round(elapsed, 1),
         "run_id": run_id,
         "mwe_version": __version__,
@@ -342,7 +345,29 @@ def generate_eval(
     if info.id in before:  # identical content: nothing new was written
         store.finish_run(run_id, "done", set_id=info.id)
     return GenerationResult(
-        info, spec, run.counts, quality, usage, elapsed, unchanged=info.id in before
+        info=info,
+        spec=spec,
+        counts=run.counts,
+        quality=quality,
+        usage=usage,
+        judge_method=judge.method,
+        elapsed_s=elapsed,
+        unchanged=info.id in before,
+    )
+
+
+def generate_eval(
+    store: Store,
+    options: GenerateOptions | None = None,
+    *,
+    prepared: Prepared | None = None,
+    progress: ProgressCallback | None = None,
+    **values: Any,
+) -> GenerationResult:
+    """:func:`generate_eval_async`, for code that is not async; it works inside a running
+    event loop too (a notebook), where it runs on a thread of its own."""
+    return run_sync(
+        generate_eval_async(store, options, prepared=prepared, progress=progress, **values)
     )
 
 

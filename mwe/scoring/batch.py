@@ -20,25 +20,16 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from mwe.errors import UsageError
+from mwe.scoring.run import ScoreOptions
 
 
-class BatchConfig(BaseModel):
-    """What a batch scoring run covers, and how."""
-
-    model_config = ConfigDict(extra="forbid")
+class BatchConfig(ScoreOptions):
+    """A batch scoring run: :class:`ScoreOptions`, and the store to use."""
 
     db: Path | None = Field(default=None, description="The store; else --db or its default.")
-    sets: list[str] = Field(min_length=1, description="Set references to score.")
-    models: list[str] = Field(min_length=1, description="Model strings to score them with.")
-    prompt_formats: list[str] | None = Field(default=None, description="chat and/or raw.")
-    limit: int | None = Field(default=None, ge=1, description="The first N items of each set.")
-    batch_tokens: int | None = Field(default=None, ge=1, description="Tokens per local batch.")
-    batch_size: int | None = Field(default=None, ge=1, description="Questions per local batch.")
-    base_url: str | None = Field(default=None, description="An OpenAI-compatible server.")
-    votes: int = Field(default=5, ge=1, description="Samples per item without log-probs.")
 
 
 def load_config(path: Path) -> BatchConfig:
@@ -56,6 +47,6 @@ def load_config(path: Path) -> BatchConfig:
         # A misspelt key explains the "missing" error that comes with it: report it first.
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join(str(part) for part in first["loc"]) or "config"
-        known = ", ".join(BatchConfig.model_fields)
+        known = ", ".join(sorted(BatchConfig.model_fields))
         hint = f" (known keys: {known})" if first["type"] == "extra_forbidden" else ""
         raise UsageError(f"{path}: {where}: {first['msg']}{hint}") from None

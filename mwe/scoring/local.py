@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from mwe.items import Item
-from mwe.models.hf import HFBackend
+from mwe.models.hf import HFBackend, right_padded
 from mwe.scoring.prompts import context_text, options
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class LocalScorer:
             batch.append(g)
         return batch
 
-    def _prefix_cache(self, prefix: list[int]):  # type: ignore[no-untyped-def]
+    def _prefix_cache(self, prefix: list[int]):
         if not prefix:
             return None
         ids = torch.tensor([prefix], device=self.device)
@@ -167,7 +167,7 @@ class LocalScorer:
 
     def _hidden(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache
-    ) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    ) -> torch.Tensor:
         if self.body is not None:
             extra = {self.cache_arg: cache} if cache is not None else {}
             out = self.body(
@@ -188,16 +188,12 @@ class LocalScorer:
 
     def _score_batch(
         self, groups: list[_Group], prefix: list[int], prefix_cache
-    ) -> list[tuple[tuple[int, str], float]]:  # type: ignore[no-untyped-def]
+    ) -> list[tuple[tuple[int, str], float]]:
         rows, skip = len(groups), len(prefix)
         suffixes = [g.context[skip:] for g in groups]
-        width = max(len(s) for s in suffixes)
-        ids = torch.full((rows, width), self.pad, dtype=torch.long)
-        mask = torch.zeros((rows, skip + width), dtype=torch.long)
-        mask[:, :skip] = 1
-        for r, suffix in enumerate(suffixes):
-            ids[r, : len(suffix)] = torch.tensor(suffix)
-            mask[r, skip : skip + len(suffix)] = 1
+        ids, suffix_mask = right_padded(suffixes, self.pad)
+        width = ids.shape[1]
+        mask = torch.cat([torch.ones((rows, skip), dtype=torch.long), suffix_mask], dim=1)
         cache = None
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
@@ -215,7 +211,7 @@ class LocalScorer:
         if any(len(c) > 1 for g in groups for c in g.continuations):
             for k in range(most):
                 self._extend_option(groups, k, cache, mask, skip + width, lengths + skip, scores)
-        out = []
+        out: list[tuple[tuple[int, str], float]] = []
         for g, row in zip(groups, scores, strict=True):
             out.extend(zip(g.slots, row, strict=True))
         return out
@@ -225,23 +221,17 @@ class LocalScorer:
         groups: list[_Group],
         k: int,
         cache,
-        mask: torch.Tensor,  # type: ignore[no-untyped-def]
+        mask: torch.Tensor,
         cached_len: int,
         context_lens: torch.Tensor,
         scores: list[list[float]],
     ) -> None:
         """Add option k's tokens after each row's context, reusing the question's KV cache."""
         feeds = [g.continuations[k][:-1] if k < len(g.continuations) else [] for g in groups]
-        width = max(len(f) for f in feeds)
+        ids, extra = right_padded(feeds, self.pad)
+        width = ids.shape[1]
         if width == 0:
             return
-        rows = len(groups)
-        ids = torch.full((rows, width), self.pad, dtype=torch.long)
-        extra = torch.zeros((rows, width), dtype=torch.long)
-        for r, feed in enumerate(feeds):
-            if feed:
-                ids[r, : len(feed)] = torch.tensor(feed)
-                extra[r, : len(feed)] = 1
         full_mask = torch.cat([mask, extra], dim=1)
         positions = context_lens[:, None] + torch.arange(width)[None, :]
         hidden = self._hidden(
@@ -256,7 +246,7 @@ class LocalScorer:
             _crop(cache, cached_len)
 
 
-def _crop(cache, length: int) -> None:  # type: ignore[no-untyped-def]
+def _crop(cache, length: int) -> None:
     """Cut the cache back to ``length`` positions (transformers 5 takes the number to remove,
     as a negative count; older versions took the length to keep)."""
     extra = cache.get_seq_length() - length
@@ -282,12 +272,7 @@ def naive_scores(
         for start in range(0, len(requests), batch_size):
             chunk = requests[start : start + batch_size]
             seqs = [r.context + r.continuation for _, r in chunk]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), backend.tokenizer.pad_token_id or 0)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for row, seq in enumerate(seqs):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
+            ids, mask = right_padded(seqs, backend.tokenizer.pad_token_id or 0)
             logits = backend.net(
                 input_ids=ids.to(backend.device), attention_mask=mask.to(backend.device)
             ).logits.float()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
+from mwe.answers import normalised
 from mwe.store import Store
 
 BOOTSTRAP_SAMPLES = 2000
@@ -23,12 +24,9 @@ BOOTSTRAP_SAMPLES = 2000
 def matching_probability(logprobs: dict[str, float | None], matching: str) -> float | None:
     """p(matching answer) normalised over the options that have a log-prob; ``None`` when
     none has one (an API that showed no option in its top-k)."""
-    known = {o: lp for o, lp in logprobs.items() if lp is not None}
-    if not known:
+    if all(lp is None for lp in logprobs.values()):
         return None
-    top = max(known.values())
-    total = sum(math.exp(lp - top) for lp in known.values())
-    return math.exp(known[matching] - top) / total if matching in known else 0.0
+    return normalised(logprobs, list(logprobs)).get(matching, 0.0)
 
 
 def is_argmax(logprobs: dict[str, float | None], matching: str) -> bool:
@@ -49,9 +47,10 @@ def bootstrap_interval(values: Sequence[float], seed: int = 0) -> tuple[float, f
     return float(low), float(high)
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(BaseModel):
     """The metrics of one (set version, model, prompt format)."""
+
+    model_config = ConfigDict(frozen=True)
 
     set: str
     model: str
@@ -65,7 +64,7 @@ class Result:
     argmax_rate: float
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
 
 def results(store: Store, set_ref: str | None = None, model: str | None = None) -> list[Result]:

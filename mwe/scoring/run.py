@@ -1,4 +1,5 @@
-"""`score_sets`: score sets x models x prompt formats, resuming from what the store holds.
+"""`score` / `score_async`: score sets x models x prompt formats, resuming from what the store
+holds.
 
 Local models (``local``, ``hf:``) are scored by :class:`LocalScorer`; API models through the
 cached model layer: OpenAI's top log-probs, or, for backends without log-probs (Anthropic),
@@ -9,48 +10,78 @@ keeps everything scored so far and the same command carries on from there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-import os
-import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from pydantic import BaseModel, ConfigDict, Field
 
+from mwe.answers import count_votes
+from mwe.checkpoints import checkpoint
 from mwe.errors import UsageError
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message, get_backend
 from mwe.models.base import Backend
 from mwe.models.lm import LM
-from mwe.pipeline.judge import parse_vote
+from mwe.progress import ProgressCallback, Reporter
 from mwe.scoring.prompts import PROMPT_FORMATS, options
 from mwe.scoring.results import Result, results
 from mwe.store import EvalSetInfo, ScoreRow, Store
+from mwe.sync import run_sync
 
 if TYPE_CHECKING:
     from mwe.models.hf import HFBackend
 
 logger = logging.getLogger(__name__)
-CRASH_ENV = "MWE_CRASH_AT"  # testing knob: "score:k" kills the process after k written batches
 API_CHUNK = 64  # API rows are written in chunks of this many items
 
 
+class _Stopped(Exception):
+    """Raised in the local scorer's thread to stop it after the batch in flight."""
+
+
+class ScoreOptions(BaseModel):
+    """What to score, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sets: list[str] = Field(min_length=1, description="Set references to score.")
+    models: list[str] = Field(min_length=1, description="Model strings to score them with.")
+    prompt_formats: list[str] | None = Field(
+        default=None, description="chat and/or raw; by default each model's own."
+    )
+    limit: int | None = Field(default=None, ge=1, description="The first N items of each set.")
+    batch_tokens: int | None = Field(default=None, ge=1, description="Tokens per local batch.")
+    batch_size: int | None = Field(default=None, ge=1, description="Questions per local batch.")
+    base_url: str | None = Field(default=None, description="An OpenAI-compatible server.")
+    votes: int = Field(default=5, ge=1, description="Samples per item without log-probs.")
+
+
+class ScoreReport(BaseModel):
+    """The metrics of every (set, model, format) scored, and how many rows were new."""
+
+    results: list[Result]
+    new_rows: int = Field(description="Rows scored by this run.")
+    skipped_rows: int = Field(description="Rows found already stored, and not scored again.")
+
+
 class Scoring:
-    """One scoring run: its store, run id, progress display and counts."""
+    """One scoring run: its store, run id, progress reporter and counts."""
 
     def __init__(
         self,
         store: Store,
-        console: Console,
+        progress: ProgressCallback | None,
         *,
         votes: int = 5,
         token_budget: int | None = None,
         batch_size: int | None = None,
     ) -> None:
-        self.store, self.console = store, console
+        self.store, self.progress = store, progress
         self.votes, self.token_budget, self.batch_size = votes, token_budget, batch_size
         self.batches = 0
         self.new_rows = 0
@@ -65,21 +96,9 @@ class Scoring:
         self.store.write_scores(info, model, fmt, self.run_id, rows)
         self.new_rows += len(rows)
         self.batches += 1
-        want = os.environ.get(CRASH_ENV, "")
-        if want.startswith("score:") and self.batches == int(want.split(":")[1]):
-            os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint("score", self.batches)
 
-    def progress(self) -> Progress:
-        return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-        )
-
-    def score_pair(
+    async def score_pair(
         self,
         info: EvalSetInfo,
         items: Sequence[Item],
@@ -95,34 +114,37 @@ class Scoring:
         if not todo:
             return fmt
         start = time.perf_counter()
-        with self.progress() as progress:
-            task = progress.add_task(f"{info.ref} x {model} ({fmt})", total=len(todo), rate="")
+        report = Reporter(
+            self.progress,
+            status=lambda: f"{report.done / (time.perf_counter() - start):.1f} items/s",
+        )
+        report.start(f"{info.ref} x {model} ({fmt})", len(todo))
 
-            def saved(rows: list[ScoreRow]) -> None:
-                self.save(info, model, fmt, rows)
-                progress.advance(task, len(rows))
-                done_n = progress.tasks[0].completed
-                progress.update(task, rate=f"{done_n / (time.perf_counter() - start):.1f} items/s")
-                # For logs and pipes, where the bar is drawn only at the end (shown with -v).
-                logger.info(
-                    "%s x %s (%s): %d of %d rows stored", info.ref, model, fmt, done_n, len(todo)
-                )
+        def saved(rows: list[ScoreRow]) -> None:
+            self.save(info, model, fmt, rows)
+            report.advance(len(rows))
+            # For logs and pipes, where a bar is drawn only at the end (shown with -v).
+            logger.info(
+                "%s x %s (%s): %d of %d rows stored", info.ref, model, fmt, report.done, len(todo)
+            )
 
-            if backend.scores_continuations:
-                self._score_local(backend, todo, fmt, saved)
-            else:
-                if fmt != "chat":
-                    raise UsageError(f"{model} is a chat API: score it with --prompt-format chat")
-                asyncio.run(self._score_api(backend, todo, saved))
+        if backend.scores_continuations:
+            await self._score_local(backend, todo, fmt, saved)
+        else:
+            if fmt != "chat":
+                raise UsageError(f"{model} is a chat API: score it with --prompt-format chat")
+            await self._score_api(backend, todo, saved)
         return fmt
 
-    def _score_local(
+    async def _score_local(
         self,
         backend: Backend,
         todo: list[tuple[int, Item]],
         fmt: str,
         saved: Callable[[list[ScoreRow]], None],
     ) -> None:
+        """Run the local scorer on a worker thread, so the event loop stays free; when the run
+        is cancelled (Ctrl-C), the batch in flight is finished and saved, then it stops."""
         # Imported here: the local runner needs torch, which scoring an API model does not.
         from mwe.scoring.local import LocalScorer
 
@@ -131,10 +153,25 @@ class Scoring:
         index = [i for i, _ in todo]
         method = f"logprobs:{local.dtype}".replace("torch.", "")
 
+        stop = threading.Event()
+
         def on_batch(finished: dict[int, dict[str, float]]) -> None:
             saved([ScoreRow(index[k], dict(scores), method) for k, scores in finished.items()])
+            if stop.is_set():
+                raise _Stopped
 
-        scorer.score([item for _, item in todo], fmt, on_batch)
+        work = asyncio.ensure_future(
+            asyncio.to_thread(scorer.score, [item for _, item in todo], fmt, on_batch)
+        )
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            # Wait for the thread: it is writing to the store, which must not be used from two
+            # threads at once, and what it finishes is kept.
+            with contextlib.suppress(_Stopped):
+                await work
+            raise
 
     async def _score_api(
         self,
@@ -167,8 +204,8 @@ class Scoring:
             messages, GenerateConfig(n=self.votes, temperature=1.0, max_tokens=8)
         )
         keys = [a.strip(" ()") for a in answers]
-        votes = [parse_vote(r.strip().lstrip("("), keys) for r in replies]
-        counts = {a: votes.count(k) for a, k in zip(answers, keys, strict=True)}
+        by_key = count_votes(replies, keys)
+        counts = {a: by_key[k] for a, k in zip(answers, keys, strict=True)}
         parsed = sum(counts.values())
         logprobs = {
             a: (math.log(c / parsed) if c else None) if parsed else None for a, c in counts.items()
@@ -181,44 +218,48 @@ class Scoring:
         )
 
 
-def score_sets(
-    store: Store,
-    refs: Sequence[str],
-    models: Sequence[str],
-    *,
-    prompt_formats: Sequence[str] | None = None,
-    limit: int | None = None,
-    token_budget: int | None = None,
-    batch_size: int | None = None,
-    base_url: str | None = None,
-    votes: int = 5,
-    console: Console | None = None,
-) -> tuple[list[Result], dict[str, int]]:
-    """Score every set x model x format; return their metrics and the counts of rows written
-    and of rows found already stored (and so not scored again)."""
-    for fmt in prompt_formats or ():
+async def score_async(
+    store: Store, options: ScoreOptions, *, progress: ProgressCallback | None = None
+) -> ScoreReport:
+    """Score every set x model x format of ``options`` that is not stored yet; return the
+    metrics of all of them. ``progress`` receives a :class:`mwe.progress.ProgressEvent` as
+    rows are stored."""
+    for fmt in options.prompt_formats or ():
         if fmt not in PROMPT_FORMATS:
             raise UsageError(f"unknown prompt format {fmt!r}: use {' or '.join(PROMPT_FORMATS)}")
-    infos = [store.resolve(ref) for ref in refs]  # unknown sets fail before any model loads
-    backends = {m: get_backend(m, **({"base_url": base_url} if base_url else {})) for m in models}
+    infos = [store.resolve(ref) for ref in options.sets]  # unknown sets fail before any load
+    url = {"base_url": options.base_url} if options.base_url else {}
+    backends = {m: get_backend(m, **url) for m in options.models}
     run = Scoring(
         store,
-        console or Console(stderr=True),
-        votes=votes,
-        token_budget=token_budget,
-        batch_size=batch_size,
+        progress,
+        votes=options.votes,
+        token_budget=options.batch_tokens,
+        batch_size=options.batch_size,
     )
     used: set[tuple[str, str, str]] = set()
     try:
         for info in infos:
-            items = store.items(info, limit=limit)
+            items = store.items(info, limit=options.limit)
             for model, backend in backends.items():
-                for fmt in prompt_formats or [None]:
-                    used_fmt = run.score_pair(info, items, backend, model, fmt)
+                # No format given: each model's own default, chosen in score_pair.
+                formats: list[str | None] = (
+                    [*options.prompt_formats] if options.prompt_formats else [None]
+                )
+                for asked in formats:
+                    used_fmt = await run.score_pair(info, items, backend, model, asked)
                     used.add((info.ref, model, used_fmt))
     except BaseException:
         run.finish("interrupted")
         raise
     run.finish("done")
     table = [r for r in results(store) if (r.set, r.model, r.prompt_format) in used]
-    return table, {"new_rows": run.new_rows, "skipped_rows": run.skipped_rows}
+    return ScoreReport(results=table, new_rows=run.new_rows, skipped_rows=run.skipped_rows)
+
+
+def score(
+    store: Store, options: ScoreOptions, *, progress: ProgressCallback | None = None
+) -> ScoreReport:
+    """:func:`score_async`, for code that is not async; it works inside a running event loop
+    too, where it runs on a thread of its own."""
+    return run_sync(score_async(store, options, progress=progress))

@@ -26,7 +26,9 @@ def _keys(monkeypatch):
 def make_lm(kind: str, server: FakeLLMServer, store: Store, **lm_options) -> LM:
     spec = "openai:gpt-test" if kind == "openai" else "anthropic:claude-test"
     base_url = server.openai_url if kind == "openai" else server.url
-    backend = get_backend(spec, base_url=base_url, timeout=0.5)
+    # A second of headroom: on a loaded 2-core machine a healthy request can take 0.5 s, and a
+    # time-out there would be a retry the test did not inject.
+    backend = get_backend(spec, base_url=base_url, timeout=1.0)
     return LM(backend, store, backoff=(0.01, 0.2), **lm_options)
 
 
@@ -43,7 +45,7 @@ async def run_all(lm: LM, batch: list[list[Message]]) -> list[list[str]]:
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_faults_are_retried_and_a_rerun_is_served_from_the_cache(kind, db):
-    config = ServerConfig(fault_rate=0.3, faults=("429", "500", "timeout"), slow_delay=1.0)
+    config = ServerConfig(fault_rate=0.3, faults=("429", "500", "timeout"), slow_delay=2.5)
     with FakeLLMServer(config) as server, Store(db) as store:
         lm = make_lm(kind, server, store)
         first = asyncio.run(run_all(lm, prompts()))
@@ -70,7 +72,7 @@ def test_faults_are_retried_and_a_rerun_is_served_from_the_cache(kind, db):
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_truncated_and_malformed_bodies_are_retried(kind, db):
-    config = ServerConfig(fault_rate=0.5, faults=FAULTS, slow_delay=1.0, seed=3)
+    config = ServerConfig(fault_rate=0.5, faults=FAULTS, slow_delay=2.5, seed=3)
     with FakeLLMServer(config) as server, Store(db) as store:
         lm = make_lm(kind, server, store)
         results = asyncio.run(run_all(lm, prompts(60)))

@@ -438,7 +438,7 @@ def test_ctrl_c_exits_130_fast_and_the_same_command_resumes(tmp_path: Path) -> N
         assert store.conn.execute("SELECT count(*) FROM llm_calls").fetchone()[0] >= 1
 
     assert Workspace(tmp_path, db).mwe("import", GOOD).exit_code == 0
-    score = ["score", "agreeableness", "--model", "local"]
+    score = ["score", "agreeableness", "--model", "local", "--limit", "400"]
     proc = mwe_process(db, "-v", *score)
     took, err = interrupt_when(proc, "rows stored", timeout=120)
     assert proc.returncode == 130, err
@@ -453,7 +453,7 @@ def test_ctrl_c_exits_130_fast_and_the_same_command_resumes(tmp_path: Path) -> N
     finally:
         conn.close()
     assert status == "interrupted"
-    assert 0 < kept < 1000
+    assert 0 < kept < 400
 
     again = Workspace(tmp_path, db).mwe(*score)
     assert again.exit_code == 0, again.output
@@ -465,7 +465,7 @@ def test_ctrl_c_exits_130_fast_and_the_same_command_resumes(tmp_path: Path) -> N
         ).fetchone()
     finally:
         conn.close()
-    assert written == (1000 - kept, kept)  # carried on where it stopped
+    assert written == (400 - kept, kept)  # carried on where it stopped
 
 
 # --- 13. a refused connection is retried for half a minute ------------------------------------

@@ -316,6 +316,11 @@ CASES: dict[str, Case] = {
         ["names no backend"],
         lambda w: ["score", "agreeableness", "--model", "gpt-4"],
     ),
+    "score --votes 0": (
+        2,
+        ["--votes", "0 is not in the range x>=1"],
+        lambda w: ["score", "agreeableness", "--model", "local", "--votes", "0"],
+    ),
     "score without --model": (2, ["at least one --model"], lambda w: ["score", "agreeableness"]),
     "score a config with an unknown key": (
         2,

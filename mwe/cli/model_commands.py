@@ -254,7 +254,11 @@ _OUTPUT = click.option(
 @click.option("--limit", type=click.IntRange(min=1), help="Score only the first N items.")
 @click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
 @click.option(
-    "--votes", default=5, show_default=True, help="Samples per item for APIs without log-probs."
+    "--votes",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Samples per item for APIs without log-probs.",
 )
 @_OUTPUT
 @click.pass_context
@@ -283,10 +287,10 @@ def score_cmd(
     if config is not None:
         if sets or models:
             raise click.UsageError("give SETS and --model, or --config, not both")
-        batch = load_config(config)
+        batch = load_config(config)  # a BatchConfig is ScoreOptions plus the store to use
         if batch.db is not None:
             ctx.obj["db"] = batch.db
-        todo = ScoreOptions(**batch.model_dump(exclude={"db"}))
+        todo: ScoreOptions = batch
     else:
         if not sets or not models:
             raise click.UsageError("give the SETS to score and at least one --model (or --config)")

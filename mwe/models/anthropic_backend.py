@@ -7,7 +7,16 @@ from typing import Any
 
 import anthropic
 
-from mwe.models.base import Backend, Failure, GenerateConfig, Message, Samples, Usage, asked_wait
+from mwe.models.base import (
+    Backend,
+    Failure,
+    GenerateConfig,
+    Message,
+    Samples,
+    Usage,
+    asked_wait,
+    status_failure,
+)
 from mwe.models.errors import MissingKeyError
 
 
@@ -65,10 +74,7 @@ class AnthropicBackend(Backend):
         if isinstance(exc, anthropic.RateLimitError):
             return Failure(True, rate_limited=True, wait_s=asked_wait(exc))
         if isinstance(exc, anthropic.APIStatusError):
-            # 529 is "overloaded"; 408 and 409 are transient too.
-            if exc.status_code >= 500 or exc.status_code in (408, 409):
-                return Failure(True, wait_s=asked_wait(exc))
-            return Failure(False, message=self._explain(exc))
+            return status_failure(exc, exc.status_code, lambda: self._explain(exc))
         if isinstance(exc, anthropic.APIConnectionError | anthropic.APIResponseValidationError):
             return Failure(True)  # time-outs, dropped connections, truncated bodies
         return super().classify(exc)

@@ -8,6 +8,7 @@ concurrency: :class:`mwe.models.lm.LM` wraps them with all three.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +42,14 @@ def asked_wait(exc: BaseException) -> float | None:
     """Seconds an HTTP error's response asked us to wait (Retry-After), if it says so."""
     response = getattr(exc, "response", None)
     return header_retry_after(response.headers) if response is not None else None
+
+
+def status_failure(exc: BaseException, status: int, explain: Callable[[], str]) -> Failure:
+    """A provider's HTTP error status: 5xx (529 "overloaded" included), 408 and 409 are
+    transient and retried after the wait it asked for; any other fails with ``explain()``."""
+    if status >= 500 or status in (408, 409):
+        return Failure(True, wait_s=asked_wait(exc))
+    return Failure(False, message=explain())
 
 
 class Message(BaseModel):

@@ -184,16 +184,13 @@ class CallCache:
                 rows = list(self._pending.values())
             if not rows:
                 return
-            self._write(rows)
+            self.calls.write_calls(rows)
             # Rows leave the queue only once written, so a lookup always finds a paid call
             # either here or in the database.
             with self._pending_lock:
                 for row in rows:
                     if self._pending.get(row["key"]) is row:
                         del self._pending[row["key"]]
-
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        self.calls.write_calls(rows)
 
     def totals(self) -> dict[str, Any]:
         """Calls, tokens and cost over the whole cache (cost ``None`` if any price is unknown)."""

@@ -18,6 +18,7 @@ from mwe.models.base import (
     Samples,
     Usage,
     asked_wait,
+    status_failure,
 )
 from mwe.models.errors import MissingKeyError
 
@@ -106,9 +107,7 @@ class OpenAIBackend(Backend):
         if isinstance(exc, openai.RateLimitError):
             return Failure(True, rate_limited=True, wait_s=asked_wait(exc))
         if isinstance(exc, openai.APIStatusError):
-            if exc.status_code >= 500 or exc.status_code in (408, 409):
-                return Failure(True, wait_s=asked_wait(exc))
-            return Failure(False, message=self._explain(exc))
+            return status_failure(exc, exc.status_code, lambda: self._explain(exc))
         if isinstance(exc, openai.APIConnectionError | openai.APIResponseValidationError):
             return Failure(True)  # time-outs, dropped connections, truncated bodies
         return super().classify(exc)

@@ -190,3 +190,26 @@ def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m002_judges(conn: duckdb.DuckDBPyConnection) -> None:
+    """Preference models fitted to a user's labelled sets (`mwe judge train`), versioned by name
+    like the sets; the weights are an ``.npz`` archive (arrays only, never pickled code)."""
+    conn.execute("CREATE SEQUENCE judge_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE judges (
+            id INTEGER PRIMARY KEY DEFAULT nextval('judge_ids'),
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,            -- 'pm': a head over the embedded sentence model
+            training JSON NOT NULL,           -- the sets it was fitted on, their hashes, settings
+            metrics JSON NOT NULL,            -- figures measured when it was fitted
+            weights BLOB NOT NULL,
+            content_hash VARCHAR NOT NULL,    -- of the training data and settings
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        )
+        """
+    )

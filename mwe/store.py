@@ -635,3 +635,108 @@ class Store:
             params,
         ).fetchall()
         return [(ref, m, f, method, json.loads(lp), ans) for ref, m, f, method, lp, ans in rows]
+
+    # -- judges ----------------------------------------------------------------------------
+
+    def save_judge(
+        self,
+        name: str,
+        weights: bytes,
+        *,
+        kind: str,
+        training: dict[str, Any],
+        metrics: dict[str, Any],
+        content_hash: str,
+    ) -> tuple[JudgeInfo, bool]:
+        """Store a fitted judge as the next version of ``name``; return it and whether it is
+        new. One fitted from the same data and settings as the latest version (same
+        ``content_hash``) makes no new version: the latest is returned."""
+        check_name(name)
+        with self.transaction() as conn:
+            latest = conn.execute(
+                "SELECT version, content_hash FROM judges WHERE name = ? "
+                "ORDER BY version DESC LIMIT 1",
+                [name],
+            ).fetchone()
+            if latest and latest[1] == content_hash:
+                return self.resolve_judge(f"{name}@{latest[0]}"), False
+            version = latest[0] + 1 if latest else 1
+            conn.execute(
+                "INSERT INTO judges (name, version, kind, training, metrics, weights, "
+                "content_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                [
+                    name,
+                    version,
+                    kind,
+                    json.dumps(training),
+                    json.dumps(metrics),
+                    weights,
+                    content_hash,
+                ],
+            )
+        return self.resolve_judge(f"{name}@{version}"), True
+
+    def list_judges(self) -> list[JudgeInfo]:
+        """Every stored judge version, by name then version."""
+        rows = self.conn.execute(
+            f"SELECT {_JUDGE_COLUMNS} FROM judges ORDER BY name, version"
+        ).fetchall()
+        return [_judge_from_row(row) for row in rows]
+
+    def resolve_judge(self, ref: str) -> JudgeInfo:
+        """Find a stored judge by ``name@N``, or the latest version for a bare ``name``."""
+        parsed = SetRef.parse(ref)
+        rows = self.conn.execute(
+            f"SELECT {_JUDGE_COLUMNS} FROM judges WHERE name = ? ORDER BY version",
+            [parsed.name],
+        ).fetchall()
+        if not rows:
+            names = sorted({j.name for j in self.list_judges()})
+            hint = f"stored: {', '.join(names)}" if names else "none is stored yet"
+            raise NotFoundError(
+                f"no judge named {parsed.name!r} ({hint}); `mwe judge train` fits one"
+            )
+        versions = [_judge_from_row(row) for row in rows]
+        if parsed.version is None:
+            return versions[-1]
+        for info in versions:
+            if info.version == parsed.version:
+                return info
+        known = ", ".join(str(v.version) for v in versions)
+        raise NotFoundError(f"judge {parsed.name} has no version {parsed.version} ({known})")
+
+    def judge_weights(self, info: JudgeInfo) -> bytes:
+        """The stored weights of a judge version."""
+        row = self.conn.execute("SELECT weights FROM judges WHERE id = ?", [info.id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"judge {info.ref} is no longer stored")
+        return bytes(row[0])
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """One stored version of a fitted judge (without its weights)."""
+
+    id: int
+    name: str
+    version: int
+    kind: str
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    content_hash: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+_JUDGE_COLUMNS = "id, name, version, kind, training, metrics, content_hash, created_at"
+
+
+def _judge_from_row(row: Sequence[Any]) -> JudgeInfo:
+    values = list(row)
+    values[4] = json.loads(values[4])
+    values[5] = json.loads(values[5])
+    return JudgeInfo(*values)

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The main job, end to end and offline: generate a persona set from one line of description
-# with the embedded model (generator and judge), show it, and export it as JSONL and as a
-# Hugging Face dataset under generated_evals/. The embedded 135M model is weak: expect a small
-# set with a reported shortfall. Point --generator/--judge at a real model for a real set.
+# with the embedded model as generator and the built-in preference model (pm) as judge, show it,
+# and export it as JSONL and as a Hugging Face dataset under generated_evals/. The embedded 135M
+# generator is weak: expect a small set with a reported shortfall. Point --generator at a real
+# model for a real set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MWE=.venv/bin/mwe
 export MWE_DB=${MWE_DB:-demo.duckdb}
 DESCRIPTION=${MWE_DEMO_DESCRIPTION:-"wants to avoid being shut down"}
 
-# --calibrate divides out the small judge's bias towards "No" (contextual calibration).
-$MWE generate "$DESCRIPTION" --name demo-shutdown -n "${MWE_DEMO_N:-20}" --calibrate
+$MWE generate "$DESCRIPTION" --name demo-shutdown -n "${MWE_DEMO_N:-20}"
 $MWE show demo-shutdown -n 5
 $MWE export demo-shutdown --format jsonl --force
 $MWE export demo-shutdown --format hf --force

@@ -427,7 +427,7 @@ def interrupt_when(
 
 def test_ctrl_c_exits_130_fast_and_the_same_command_resumes(tmp_path: Path) -> None:
     db = tmp_path / "store.duckdb"
-    args = ["generate", "wants to avoid being shut down", "-n", "40", "--calibrate"]
+    args = ["generate", "wants to avoid being shut down", "-n", "40"]
     proc = mwe_process(db, "-v", *args)
     took, err = interrupt_when(proc, "spec: done")
     assert proc.returncode == 130, err

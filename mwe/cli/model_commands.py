@@ -13,8 +13,19 @@ from typing import Any
 import click
 
 from mwe.cli.app import open_store
-from mwe.cli.output import RichProgress, console, emit_results, print_generation
-from mwe.terminal import plain, shown
+from mwe.cli.output import (
+    RichProgress,
+    console,
+    emit_results,
+    print_generation,
+    print_judge_check,
+)
+from mwe.terminal import plain
+
+_JUDGE_HELP = (
+    "pm (the built-in preference model, offline), pm:NAME (fitted with `mwe judge train`), "
+    "or a model: local, hf:PATH, openai:..., anthropic:... (env MWE_JUDGE)."
+)
 
 
 @click.command("ask")
@@ -101,13 +112,7 @@ def ask_cmd(
     show_default=True,
     help="Model that writes candidates (env MWE_GENERATOR).",
 )
-@click.option(
-    "--judge",
-    envvar="MWE_JUDGE",
-    default="local",
-    show_default=True,
-    help="Model that filters them (env MWE_JUDGE).",
-)
+@click.option("--judge", envvar="MWE_JUDGE", default="pm", show_default=True, help=_JUDGE_HELP)
 @click.option(
     "--base-url",
     envvar="MWE_BASE_URL",
@@ -131,7 +136,7 @@ def ask_cmd(
     "--calibrate/--no-calibrate",
     default=False,
     show_default=True,
-    help="Divide out the judge's bias towards one answer (helps small judges).",
+    help="LM judges: divide out the judge's bias towards one answer (helps small ones).",
 )
 @click.option("--max-concurrency", envvar="MWE_MAX_CONCURRENCY", default=32, show_default=True)
 @click.pass_context
@@ -159,7 +164,7 @@ def generate_cmd(
 
 @click.command("judge-check")
 @click.argument("ref")
-@click.option("--judge", envvar="MWE_JUDGE", default="local", show_default=True)
+@click.option("--judge", envvar="MWE_JUDGE", default="pm", show_default=True, help=_JUDGE_HELP)
 @click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
 @click.option("--behavior", help="The behaviour [default: the set's description or name].")
 @click.option("--limit", type=click.IntRange(min=1), help="Check only the first N items.")
@@ -168,7 +173,7 @@ def generate_cmd(
     "--calibrate/--no-calibrate",
     default=False,
     show_default=True,
-    help="Divide out the judge's bias towards one answer.",
+    help="LM judges: divide out the judge's bias towards one answer.",
 )
 @click.pass_context
 def judge_check_cmd(
@@ -184,37 +189,43 @@ def judge_check_cmd(
     """Run a judge on labelled set REF and report its agreement with the labels and AUROC.
 
     Validate a judge on a set you trust (e.g. an imported public persona file) before letting
-    it filter a generated one.
+    it filter a generated one. With the built-in preference model, the figures it was
+    validated with are printed too.
     """
     from mwe.models import LM, get_backend
-    from mwe.pipeline.judge import judge_check
+    from mwe.pipeline.judge import LMJudge, PMJudge, check_pm_name, is_pm, judge_check, load_pm
     from mwe.templates import load_templates
 
-    backend = get_backend(judge, **({"base_url": base_url} if base_url else {}))
+    pm = is_pm(judge)
+    if pm:
+        check_pm_name(judge)
+    else:  # the backend first: a bad model string or a missing key must not create a store
+        backend = get_backend(judge, **({"base_url": base_url} if base_url else {}))
     with open_store(ctx, read_only=False) as store:
         info = store.resolve(ref)
         items = store.items(info, limit=limit)
         fmt = "choice" if info.format == "choice" else "persona"
-        loaded = load_templates(fmt, templates)
         what = behavior or info.description or info.name.replace("-", " ")
-        lm = LM(backend, store)
+        judging: Any
+        if pm:
+            model, _ = load_pm(judge, store)
+            judging = PMJudge(judge, model, what)
+        else:
+            lm = LM(backend, store)
+            definition = f"The behaviour in question: someone who {what}."
+            loaded = load_templates(fmt, templates)
+            judging = LMJudge(lm, what, definition, loaded, calibrate=calibrate)
 
         async def run() -> Any:
             try:
-                return await judge_check(
-                    lm, items, what, loaded, info.ref, progress=progress, calibrate=calibrate
-                )
+                return await judge_check(judging, items, info.ref, progress=progress)
             finally:
-                await lm.aclose()
+                if not pm:
+                    await lm.aclose()
 
         with RichProgress() as progress:
             result = asyncio.run(run())
-    auroc = "n/a (one label)" if result.auroc is None else f"{result.auroc:.3f}"
-    console.print(
-        f"{shown(result.ref)}: judge {shown(result.judge)} ({result.method}) on "
-        f"{result.items:,} items, behaviour {shown(repr(what))}\nagreement {result.agreement:.3f}  AUROC {auroc}  "
-        f"mean p(label) {result.mean_confidence:.3f}"
-    )
+    print_judge_check(result, what, model.card if pm else None)
 
 
 _OUTPUT = click.option(

@@ -224,3 +224,34 @@ class RichProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._stop()
+
+
+def print_judge_check(result: Any, behavior: str, card: dict[str, Any] | None) -> None:
+    """The figures of `mwe judge-check`; for a preference model, also those it was validated
+    with (its card: the data it was fitted on and its held-out figures)."""
+    auroc = "n/a (one label)" if result.auroc is None else f"{result.auroc:.3f}"
+    console.print(
+        f"{shown(result.ref)}: judge {shown(result.judge)} ({result.method}) on "
+        f"{result.items:,} items, behaviour {shown(repr(behavior))}\n"
+        f"agreement {result.agreement:.3f}  AUROC {auroc}  "
+        f"mean p(label) {result.mean_confidence:.3f}"
+    )
+    if card:
+        for line in card_lines(card):
+            console.print(shown(line))
+
+
+def card_lines(card: dict[str, Any]) -> list[str]:
+    """A preference model's card in a few lines."""
+    lines = []
+    if data := card.get("data"):
+        lines.append(f"fitted on {data}")
+    if held := card.get("held_out"):
+        lines.append(
+            f"held-out behaviours ({held['split']}): AUROC median {held['auroc_median']:.3f}, "
+            f"worst {held['auroc_worst']:.3f}; accuracy median {held['accuracy_median']:.3f}, "
+            f"worst {held['accuracy_worst']:.3f}"
+        )
+    if credit := card.get("credit"):
+        lines.append(credit)
+    return lines

@@ -1,10 +1,18 @@
 """Stage 5: the preference-model filter (Perez et al. 2022).
 
 For each candidate the judge is asked whether a person with the behaviour would agree with the
-statement (persona), or which answer such an AI would pick (choice). ``label_confidence`` is the
-probability of the intended answer, from next-token log-probabilities normalised over the
-options; a judge without log-probs (Anthropic) is sampled ``votes`` times instead and the vote
-fraction is used. A second question gives the relevance: is the item about the behaviour at all.
+statement (persona), or which answer such an AI would pick (choice); ``label_confidence`` is
+the probability of the intended answer. A second question gives the relevance: is the item
+about the behaviour at all.
+
+Two kinds of judge answer both questions:
+
+- :class:`PMJudge`, the preference model of :mod:`mwe.preference` (``pm``, the offline
+  default, or ``pm:NAME`` fitted with ``mwe judge train``): a head over sentence embeddings.
+- :class:`LMJudge`, a language model asked through the judge templates: the probability is read
+  from next-token log-probabilities normalised over the options, or, for a model without
+  log-probs (Anthropic), from ``votes`` samples. Local models answer in batches through the
+  scoring runner, so judging costs what scoring costs.
 """
 
 from __future__ import annotations
@@ -12,27 +20,101 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from mwe.answers import count_votes, normalised
+from mwe.errors import UsageError
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
-from mwe.pipeline.spec import Spec
+from mwe.preference import BUILTIN, PreferenceModel, builtin
 from mwe.progress import ProgressCallback, Reporter
+from mwe.store import SetRef, Store
 from mwe.templates import TemplateSet
 
 YES_NO = ("Yes", "No")
 CONTENT_FREE = "N/A"
 A_B = ("A", "B")
+PM_CHUNK = 256  # texts the preference model embeds between progress updates
+Advance = Callable[[int], None]
+
+
+class Judge(Protocol):
+    """What the filter and judge-check need from a judge."""
+
+    @property
+    def name(self) -> str:
+        """As given: "pm", "pm:mine@2", "local", "openai:gpt-4.1-mini", ..."""
+        ...
+
+    @property
+    def method(self) -> str:
+        """ "pm", "logprobs" or "votes"."""
+        ...
+
+    async def agreement(
+        self, texts: Sequence[str], fmt: str, advance: Advance
+    ) -> list[dict[str, float]]:
+        """Per text, p(each answer) for a person with the behaviour: {"Yes", "No"} for
+        persona statements, {"A", "B", ...} for choice questions."""
+        ...
+
+    async def relevance(self, texts: Sequence[str], advance: Advance) -> list[float]:
+        """Per text, p(it is about the behaviour)."""
+        ...
+
+
+def is_pm(name: str) -> bool:
+    """Whether a ``--judge`` value names a preference model: ``pm`` or ``pm:NAME[@N]``."""
+    return name == BUILTIN or name.startswith(BUILTIN + ":")
 
 
 @dataclass
-class Judge:
-    """Asks one judge model about candidates; remembers whether it must vote."""
+class PMJudge:
+    """The preference model as a judge of one behaviour."""
+
+    name: str
+    model: PreferenceModel
+    behavior: str
+    method: str = "pm"
+
+    async def agreement(
+        self, texts: Sequence[str], fmt: str, advance: Advance
+    ) -> list[dict[str, float]]:
+        if fmt == "choice":
+            return await self._chunks(
+                lambda part: self.model.choose(self.behavior, part), texts, advance
+            )
+        p_yes = await self._chunks(
+            lambda part: self.model.agree(self.behavior, part).tolist(), texts, advance
+        )
+        return [{"Yes": p, "No": 1.0 - p} for p in p_yes]
+
+    async def relevance(self, texts: Sequence[str], advance: Advance) -> list[float]:
+        return await self._chunks(
+            lambda part: self.model.relevant(self.behavior, part).tolist(), texts, advance
+        )
+
+    async def _chunks(
+        self, fn: Callable[[list[str]], list[Any]], texts: Sequence[str], advance: Advance
+    ) -> list[Any]:
+        # On a worker thread, so the event loop (and Ctrl-C) stays free while it embeds.
+        out: list[Any] = []
+        for start in range(0, len(texts), PM_CHUNK):
+            part = list(texts[start : start + PM_CHUNK])
+            out.extend(await asyncio.to_thread(fn, part))
+            advance(len(part))
+        return out
+
+
+@dataclass
+class LMJudge:
+    """A language model asked through the judge templates; remembers whether it must vote."""
 
     lm: LM
-    spec: Spec
+    behavior: str
+    definition: str
     templates: TemplateSet
     votes: int = 5
     method: str = "logprobs"
@@ -43,6 +125,31 @@ class Judge:
         # A backend without log-probabilities (Anthropic) votes by sampling instead.
         if not self.lm.backend.answers_logprobs:
             self.method = "votes"
+
+    @property
+    def name(self) -> str:
+        return self.lm.spec
+
+    async def agreement(
+        self, texts: Sequence[str], fmt: str, advance: Advance
+    ) -> list[dict[str, float]]:
+        answers = A_B if fmt == "choice" else YES_NO
+        return await self._each("judge.j2", texts, answers, advance)
+
+    async def relevance(self, texts: Sequence[str], advance: Advance) -> list[float]:
+        p = await self._each("relevance.j2", texts, YES_NO, advance)
+        return [x["Yes"] for x in p]
+
+    async def _each(
+        self, template: str, texts: Sequence[str], options: Sequence[str], advance: Advance
+    ) -> list[dict[str, float]]:
+        async def one(text: str) -> dict[str, float]:
+            p = await self.probabilities(template, text, options)
+            advance(1)
+            return p
+
+        # All at once: a local model's micro-batcher packs them into runner batches.
+        return list(await asyncio.gather(*(one(t) for t in texts)))
 
     async def probabilities(
         self, template: str, text: str, options: Sequence[str]
@@ -62,7 +169,7 @@ class Judge:
 
     async def _ask(self, template: str, text: str, options: Sequence[str]) -> dict[str, float]:
         prompt = self.templates.render(
-            template, behavior=self.spec.behavior, definition=self.spec.definition, text=text
+            template, behavior=self.behavior, definition=self.definition, text=text
         )
         messages = [Message(role="user", content=prompt)]
         if self.method == "logprobs":
@@ -77,32 +184,38 @@ class Judge:
             return {o: 1 / len(options) for o in options}
         return {o: n / total for o, n in votes.items()}
 
-    async def label_confidence(self, cand: Candidate) -> float:
-        """p(intended answer)."""
-        if cand.label == CHOICE:
-            p = await self.probabilities("judge.j2", cand.text, A_B)
-            return p[cand.matching.strip(" ()")]
-        p = await self.probabilities("judge.j2", cand.text, YES_NO)
-        return p["Yes"] if cand.label == AGREE else p["No"]
 
-    async def relevance(self, text: str) -> float:
-        """p(the item is about the behaviour)."""
-        return (await self.probabilities("relevance.j2", text, YES_NO))["Yes"]
+def label_confidence(cand: Candidate, p: dict[str, float]) -> float:
+    """p(the candidate's intended answer), from the judge's answer probabilities."""
+    if cand.label == CHOICE:
+        return p[cand.matching.strip(" ()")]
+    return p["Yes"] if cand.label == AGREE else p["No"]
 
 
 async def judge_candidates(
-    judge: Judge, candidates: Sequence[Candidate], on_done: Callable[[int], None] = lambda n: None
+    judge: Judge, candidates: Sequence[Candidate], advance: Advance = lambda n: None
 ) -> None:
-    """Fill in ``label_confidence`` and ``relevance`` of every surviving candidate."""
+    """Fill in ``label_confidence`` and ``relevance`` of every surviving candidate; ``advance``
+    counts candidates (each is asked two questions)."""
+    alive = [c for c in candidates if c.alive]
+    if not alive:
+        return
+    fmt = "choice" if alive[0].label == CHOICE else "persona"
+    texts = [c.text for c in alive]
+    asked = [0]
 
-    async def one(cand: Candidate) -> None:
-        cand.label_confidence, cand.relevance = await asyncio.gather(
-            judge.label_confidence(cand), judge.relevance(cand.text)
-        )
+    def half(n: int) -> None:
+        # Two questions per candidate: report a candidate once both are answered.
+        before = asked[0] // 2
+        asked[0] += n
+        advance(asked[0] // 2 - before)
+
+    answers, relevance = await asyncio.gather(
+        judge.agreement(texts, fmt, half), judge.relevance(texts, half)
+    )
+    for cand, p, rel in zip(alive, answers, relevance, strict=True):
+        cand.label_confidence, cand.relevance = label_confidence(cand, p), rel
         cand.stage = "judge"
-        on_done(1)
-
-    await asyncio.gather(*(one(c) for c in candidates if c.alive))
 
 
 @dataclass(frozen=True)
@@ -119,52 +232,53 @@ class JudgeCheck:
 
 
 async def judge_check(
-    lm: LM,
-    items: Sequence[Item],
-    behavior: str,
-    templates: TemplateSet,
-    ref: str,
-    *,
-    progress: ProgressCallback | None = None,
-    calibrate: bool = False,
+    judge: Judge, items: Sequence[Item], ref: str, *, progress: ProgressCallback | None = None
 ) -> JudgeCheck:
     """Run the judge on labelled items and compare its answers with their labels."""
-    report = Reporter(progress, [lm])
-    report.start("judge-check", len(items))
     from sklearn.metrics import roc_auc_score
 
-    spec = Spec(
-        name="check",
-        format=items[0].format,
-        behavior=behavior,
-        definition=f"The behaviour in question: someone who {behavior}.",
-        agree_who="",
-        disagree_who="",
-    )
-    judge = Judge(lm, spec, templates, calibrate=calibrate)
-
-    async def one(item: Item) -> tuple[bool, float]:
-        # Score "the first option / Yes matches the behaviour" so the AUROC has one direction.
-        if item.format == "choice":
-            p_first = (await judge.probabilities("judge.j2", item.question, A_B))["A"]
-            positive = item.answer_matching_behavior.strip(" ()") == "A"
-        else:
-            text = item.text
-            p_first = (await judge.probabilities("judge.j2", text, YES_NO))["Yes"]
-            positive = item.answer_matching_behavior.strip() == "Yes"
-        report.advance()
-        return positive, p_first
-
-    results = await asyncio.gather(*(one(item) for item in items))
-    labels = [positive for positive, _ in results]
-    scores = [p for _, p in results]
-    confidence = [p if positive else 1 - p for positive, p in results]
+    formats = {item.format for item in items}
+    if len(formats) != 1:
+        raise UsageError(f"{ref} mixes persona and choice items: check each format on its own")
+    fmt = formats.pop()
+    lms = [judge.lm] if isinstance(judge, LMJudge) else []
+    report = Reporter(progress, lms)
+    report.start("judge-check", len(items))
+    answers = await judge.agreement([item.text for item in items], fmt, report.advance)
+    # Score "the first option / Yes matches the behaviour", so the AUROC has one direction.
+    first = "A" if fmt == "choice" else "Yes"
+    positive = [item.answer_matching_behavior.strip(" ()") == first for item in items]
+    scores = [p[first] for p in answers]
+    confidence = [
+        p[item.answer_matching_behavior.strip(" ()")]
+        for p, item in zip(answers, items, strict=True)
+    ]
     return JudgeCheck(
         ref=ref,
-        judge=lm.spec,
+        judge=judge.name,
         method=judge.method,
         items=len(items),
         agreement=sum(c > 0.5 for c in confidence) / len(items),
-        auroc=float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else None,
+        auroc=float(roc_auc_score(positive, scores)) if len(set(positive)) == 2 else None,
         mean_confidence=sum(confidence) / len(items),
     )
+
+
+def load_pm(name: str, store: Store | None) -> tuple[PreferenceModel, dict[str, Any]]:
+    """The preference model ``name`` names (``pm``, or ``pm:NAME[@N]`` from the store), and its
+    identity for provenance."""
+    if name == BUILTIN:
+        model = builtin()
+        return model, {"backend": BUILTIN, "model": BUILTIN, "sha256": model.sha256}
+    ref = name.removeprefix(BUILTIN + ":")
+    if store is None:
+        raise UsageError(f"--judge {name}: a stored judge needs a store (--db)")
+    info = store.resolve_judge(ref)
+    model = PreferenceModel.from_bytes(store.judge_weights(info))
+    return model, {"backend": BUILTIN, "model": info.ref, "sha256": model.sha256}
+
+
+def check_pm_name(name: str) -> None:
+    """A one-line usage error unless ``name`` is ``pm`` or ``pm:NAME[@N]``."""
+    if name != BUILTIN:
+        SetRef.parse(name.removeprefix(BUILTIN + ":"))

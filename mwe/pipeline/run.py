@@ -29,9 +29,18 @@ from mwe.models.lm import LM
 from mwe.pipeline.candidates import Candidate
 from mwe.pipeline.dedupe import dedupe
 from mwe.pipeline.generate import parse_replies, plan_calls, run_calls
-from mwe.pipeline.judge import Judge, judge_candidates
+from mwe.pipeline.judge import (
+    Judge,
+    LMJudge,
+    PMJudge,
+    check_pm_name,
+    is_pm,
+    judge_candidates,
+    load_pm,
+)
 from mwe.pipeline.select import select
 from mwe.pipeline.spec import Spec, build_spec, check_description
+from mwe.preference import PreferenceModel
 from mwe.progress import ProgressCallback, Reporter
 from mwe.quality import quality_metrics
 from mwe.secrets import redact_url
@@ -60,7 +69,11 @@ class GenerateOptions(BaseModel):
     format: Literal["persona", "choice"] = Field(default="persona", description="Item format.")
     n: int = Field(default=1000, ge=1, le=100_000, description="Items in the final set.")
     generator: str = Field(default="local", description="Model that writes candidates.")
-    judge: str = Field(default="local", description="Model that filters them.")
+    judge: str = Field(
+        default="pm",
+        description="What filters them: pm (the built-in preference model), pm:NAME (one "
+        "fitted with `mwe judge train`) or a model string.",
+    )
     generator_base_url: str | None = Field(default=None, description="OpenAI-compatible server.")
     judge_base_url: str | None = Field(default=None, description="OpenAI-compatible server.")
     oversample: float = Field(default=3.0, ge=1.0, le=50.0, description="Candidates per item.")
@@ -97,7 +110,10 @@ def check_options(**values: Any) -> GenerateOptions:
     if options.name is not None:  # an empty --name is a mistake, not "choose one for me"
         check_name(options.name)
     parse_model(options.generator)
-    parse_model(options.judge)
+    if is_pm(options.judge):
+        check_pm_name(options.judge)
+    else:
+        parse_model(options.judge)
     return options
 
 
@@ -124,7 +140,7 @@ class GenerationResult(BaseModel):
     counts: dict[str, Any] = Field(description="Candidates at each stage, and why they dropped.")
     quality: dict[str, Any] = Field(description="The quality metrics stored with the version.")
     usage: list[ModelUsage] = Field(description="One entry per model (one if gen = judge).")
-    judge_method: str = Field(description="logprobs or votes.")
+    judge_method: str = Field(description="pm, logprobs or votes.")
     elapsed_s: float
     unchanged: bool = Field(description="True when identical content was already stored.")
 
@@ -139,7 +155,7 @@ class Prepared:
     examples: list[Item]
     examples_info: dict[str, Any] | None
     generator: Backend
-    judge: Backend
+    judge: Backend | None  # None: a preference model, loaded with the store
 
 
 def prepare(options: GenerateOptions | None = None, **values: Any) -> Prepared:
@@ -153,7 +169,9 @@ def prepare(options: GenerateOptions | None = None, **values: Any) -> Prepared:
         options.generator,
         options.generator_base_url,
     )
-    judge = generator if same else get_backend(options.judge, **_url(options.judge_base_url))
+    judge: Backend | None = None
+    if not is_pm(options.judge):
+        judge = generator if same else get_backend(options.judge, **_url(options.judge_base_url))
     return Prepared(options, templates, examples, examples_info, generator, judge)
 
 
@@ -171,14 +189,24 @@ def _load_examples(path: Path | None) -> tuple[list[Item], dict[str, Any] | None
 class _Run:
     """One generation run against an open store."""
 
-    def __init__(self, prepared: Prepared, store: Store, progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        store: Store,
+        progress: ProgressCallback | None,
+        pm: tuple[PreferenceModel, dict[str, Any]] | None,
+    ) -> None:
         self.o, self.store = prepared.options, store
         self.templates, self.examples = prepared.templates, prepared.examples
         limit = self.o.max_concurrency
         self.gen = LM(prepared.generator, store, max_concurrency=limit)
-        same = prepared.judge is prepared.generator
-        self.judge_lm = self.gen if same else LM(prepared.judge, store, max_concurrency=limit)
-        self.lms = [self.gen] if same else [self.gen, self.judge_lm]
+        self.pm = pm
+        self.judge_lm: LM | None = None
+        if prepared.judge is prepared.generator:
+            self.judge_lm = self.gen
+        elif prepared.judge is not None:
+            self.judge_lm = LM(prepared.judge, store, max_concurrency=limit)
+        self.lms = [self.gen] + ([self.judge_lm] if self.judge_lm not in (None, self.gen) else [])
         self.report = Reporter(progress, self.lms)
         self.counts: dict[str, Any] = {}
         self.vectors: dict[int, np.ndarray] = {}  # embeddings of the candidates dedupe kept
@@ -226,14 +254,36 @@ class _Run:
         self._end_stage()
 
         self._enter("judge")
-        judge = Judge(self.judge_lm, spec, self.templates, votes=o.votes, calibrate=o.calibrate)
+        judge = self._judge(spec)
         alive = [c for c in candidates if c.alive]
         self.report.start("judge", len(alive))
         await judge_candidates(judge, alive, self.report.advance)
-        await self.judge_lm.cache.aflush()
+        if self.judge_lm is not None:
+            await self.judge_lm.cache.aflush()
         self.counts["judged"] = len(alive)
         self._end_stage()
         return spec, candidates, dup_counts, judge
+
+    def _judge(self, spec: Spec) -> Judge:
+        if self.judge_lm is None:
+            assert self.pm is not None  # prepare() leaves no backend only for a preference model
+            return PMJudge(self.o.judge, self.pm[0], spec.behavior)
+        o = self.o
+        return LMJudge(
+            self.judge_lm,
+            spec.behavior,
+            spec.definition,
+            self.templates,
+            votes=o.votes,
+            calibrate=o.calibrate,
+        )
+
+    def judge_identity(self) -> dict[str, Any]:
+        """The judge, for provenance."""
+        if self.judge_lm is None:
+            assert self.pm is not None
+            return self.pm[1]
+        return self.judge_lm.backend.identity()
 
     def _end_stage(self) -> None:
         # For logs and pipes, where the bars are drawn only at the end (shown with -v).
@@ -285,7 +335,9 @@ async def generate_eval_async(
     prepared = prepared or prepare(options, **values)
     options, templates = prepared.options, prepared.templates
     start = time.perf_counter()
-    run = _Run(prepared, store, progress)
+    # A stored judge is looked up before anything is written: an unknown name stores nothing.
+    pm = load_pm(options.judge, store) if prepared.judge is None else None
+    run = _Run(prepared, store, progress, pm)
     run_id = store.start_run("generate", options.model_dump(mode="json"))
     for lm in run.lms:
         lm.run_id = run_id
@@ -313,6 +365,8 @@ async def generate_eval_async(
     # One model that both writes and judges is one entry, not the same figures twice.
     if run.judge_lm is run.gen:
         usage = [_usage("generator and judge", run.gen)]
+    elif run.judge_lm is None:  # a preference model makes no model calls
+        usage = [_usage("generator", run.gen)]
     else:
         usage = [_usage("generator", run.gen), _usage("judge", run.judge_lm)]
     provenance = {
@@ -320,7 +374,7 @@ async def generate_eval_async(
         "description": spec.behavior,
         "format": options.format,
         "generator": run.gen.backend.identity(),
-        "judge": run.judge_lm.backend.identity(),
+        "judge": run.judge_identity(),
         "judge_method": judge.method,
         "templates": {"folder": templates.origin, "hashes": templates.hashes},
         "parameters": options.model_dump(mode="json", exclude={"description", "name"}),

@@ -1,0 +1,233 @@
+"""The preference model: p(a person with the behaviour would say this), offline and fast.
+
+A small head over the embedded sentence model (all-MiniLM-L6-v2, :mod:`mwe.embeddings`): the
+behaviour's description and the statement are embedded, and a two-layer network reads their
+pair (both vectors, their product and their difference) to give
+
+- ``agree``: the log-odds that a person with the behaviour would say the statement, and
+- ``relevant``: the log-odds that the statement is about the behaviour at all.
+
+The built-in model ships in ``mwe/data/pm/`` and was fitted by ``scripts/train_pm.py`` on the
+public persona files of Perez et al. 2022 (anthropics/evals, CC-BY-4.0), validated with whole
+behaviours held out; its card (training data, split, held-out figures) ships beside it. ``mwe
+judge train`` fits the same head, starting from the built-in weights, to a user's labelled sets,
+and stores it versioned in the store.
+
+Choice items are judged option by option: each option, after the question's stem, is read as
+a statement, and p(A) is the softmax of the two options' ``agree`` log-odds.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from mwe.errors import UsageError
+
+BUILTIN = "pm"
+HEADS = ("agree", "relevant")
+# "(A) text" up to the next option or the end; the stem is everything before the first one.
+_OPTION = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*(?=^\s*\([A-Z]\)|\Z)", re.MULTILINE | re.DOTALL)
+_CHOICES_LABEL = re.compile(r"\n\s*(Choices|Answers|Options)\s*:\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A two-layer network on pair features: ``w2 . gelu(w1 x + b1) + b2`` (log-odds)."""
+
+    w1: np.ndarray  # (hidden, features)
+    b1: np.ndarray  # (hidden,)
+    w2: np.ndarray  # (hidden,)
+    b2: float
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        hidden = x @ self.w1.T + self.b1
+        return _gelu(hidden) @ self.w2 + self.b2
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # The tanh form, as torch.nn.GELU(approximate="tanh") computes it in training.
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+
+
+def pair_features(behavior: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    """What the heads read: [text, behaviour, text * behaviour, |text - behaviour|], one row per
+    text. ``behavior`` is one vector or one row per text."""
+    b = np.broadcast_to(behavior, texts.shape)
+    return np.concatenate([texts, b, texts * b, np.abs(texts - b)], axis=1).astype(np.float32)
+
+
+@dataclass
+class PreferenceModel:
+    """The two heads and the card that says where they came from."""
+
+    heads: dict[str, Head]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def agree(self, behavior: str, statements: Sequence[str]) -> np.ndarray:
+        """p(a person with the behaviour would say it), one per statement."""
+        return _sigmoid(self._logits("agree", behavior, statements))
+
+    def relevant(self, behavior: str, texts: Sequence[str]) -> np.ndarray:
+        """p(the text is about the behaviour), one per text."""
+        return _sigmoid(self._logits("relevant", behavior, texts))
+
+    def choose(self, behavior: str, questions: Sequence[str]) -> list[dict[str, float]]:
+        """p(each lettered option is the one a person with the behaviour picks), per question."""
+        texts: list[str] = []
+        spans: list[tuple[list[str], int]] = []
+        for question in questions:
+            stem, options = split_options(question)
+            spans.append(([letter for letter, _ in options], len(texts)))
+            texts.extend(f"{stem} {text}".strip() for _, text in options)
+        logits = self._logits("agree", behavior, texts)
+        out = []
+        for letters, start in spans:
+            z = logits[start : start + len(letters)]
+            p = np.exp(z - z.max())
+            out.append(dict(zip(letters, (p / p.sum()).tolist(), strict=True)))
+        return out
+
+    def _logits(self, head: str, behavior: str, texts: Sequence[str]) -> np.ndarray:
+        from mwe.embeddings import embed
+
+        if not texts:
+            return np.zeros(0)
+        vectors = embed([behavior, *texts])
+        return self.heads[head].logits(pair_features(vectors[0], vectors[1:]))
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` archive: arrays and the card as JSON text, nothing pickled."""
+        arrays: dict[str, np.ndarray] = {"card": np.array(json.dumps(self.card, sort_keys=True))}
+        for name, h in self.heads.items():
+            arrays.update(
+                {
+                    f"{name}.w1": h.w1,
+                    f"{name}.b1": h.b1,
+                    f"{name}.w2": h.w2,
+                    f"{name}.b2": np.array(h.b2),
+                }
+            )
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PreferenceModel:
+        """Read what :meth:`to_bytes` wrote (``allow_pickle`` stays off)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            heads = {
+                name: Head(
+                    archive[f"{name}.w1"],
+                    archive[f"{name}.b1"],
+                    archive[f"{name}.w2"],
+                    float(archive[f"{name}.b2"]),
+                )
+                for name in HEADS
+            }
+            card = json.loads(str(archive["card"]))
+        return cls(heads, card)
+
+    @property
+    def sha256(self) -> str:
+        """A hash of the weights, for provenance."""
+        digest = hashlib.sha256()
+        for name in HEADS:
+            h = self.heads[name]
+            for array in (h.w1, h.b1, h.w2, np.array(h.b2)):
+                digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+        return digest.hexdigest()
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def split_options(question: str) -> tuple[str, list[tuple[str, str]]]:
+    """A choice question's stem and its ``(letter, text)`` options; a one-line usage error if it
+    has fewer than two lettered options."""
+    matches = list(_OPTION.finditer(question))
+    if len(matches) < 2:
+        raise UsageError(
+            f"the preference model cannot find (A)/(B) options in {question[:60]!r}: judge "
+            "choice items written with lettered options, or use an LM judge"
+        )
+    stem = _CHOICES_LABEL.sub("", question[: matches[0].start()].rstrip()).strip()
+    return stem, [(m.group(1), " ".join(m.group(2).split())) for m in matches]
+
+
+@functools.cache
+def builtin() -> PreferenceModel:
+    """The model that ships in the package (fitted by ``scripts/train_pm.py``)."""
+    data = resources.files("mwe").joinpath("data", "pm", "pm.npz").read_bytes()
+    model = PreferenceModel.from_bytes(data)
+    return model
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How a head is fitted (part of a fitted judge's identity)."""
+
+    hidden: int = 256
+    epochs: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch: int = 256
+    seed: int = 0
+
+
+def fit_head(
+    features: np.ndarray,
+    labels: np.ndarray,
+    settings: FitSettings = FitSettings(),
+    start: Head | None = None,
+) -> Head:
+    """Fit a head to ``labels`` (0/1) by logistic loss, from ``start``'s weights if given.
+
+    Deterministic for the same inputs: the seed fixes the initial weights and the batch order.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)  # dropout masks
+    hidden = start.w1.shape[0] if start is not None else settings.hidden
+    first, last = torch.nn.Linear(features.shape[1], hidden), torch.nn.Linear(hidden, 1)
+    net = torch.nn.Sequential(first, torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(0.2), last)
+    if start is not None:
+        with torch.no_grad():
+            first.weight.copy_(torch.from_numpy(start.w1))
+            first.bias.copy_(torch.from_numpy(start.b1))
+            last.weight.copy_(torch.from_numpy(start.w2)[None, :])
+            last.bias.fill_(start.b2)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    net.train()
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), settings.batch):
+            rows = order[i : i + settings.batch]
+            opt.zero_grad()
+            logits = net(x[rows]).squeeze(1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[rows])
+            loss.backward()
+            opt.step()
+    return Head(
+        first.weight.detach().numpy().copy(),
+        first.bias.detach().numpy().copy(),
+        last.weight.detach().numpy()[0].copy(),
+        float(last.bias.item()),
+    )

@@ -1,0 +1,167 @@
+"""The preference model: its figures recomputed independently, fitting your own, using it."""
+
+from __future__ import annotations
+
+import io
+import re
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from mwe.preference import PreferenceModel, builtin, split_options
+from mwe.store import Store
+
+from .conftest import AI_RISK, PERSONA, read_records, snapshot
+from .test_generate import generate_args, scripted_server, write_examples
+
+
+def _independent_p_yes(behavior: str, statements: list[str]) -> np.ndarray:
+    """p(Yes) recomputed without mwe.preference: sentence-transformers as its own library,
+    the shipped arrays read with numpy, the network run by torch."""
+    from sentence_transformers import SentenceTransformer
+
+    from mwe.embeddings import model_dir
+
+    encoder = SentenceTransformer(str(model_dir()), device="cpu")
+    vectors = encoder.encode([behavior, *statements], normalize_embeddings=True)
+    b, s = torch.tensor(vectors[:1]).expand(len(statements), -1), torch.tensor(vectors[1:])
+    x = torch.cat([s, b, s * b, (s - b).abs()], dim=1)
+    data = resources.files("mwe").joinpath("data", "pm", "pm.npz").read_bytes()
+    with np.load(io.BytesIO(data)) as w, torch.no_grad():
+        w1, b1 = torch.tensor(w["agree.w1"]), torch.tensor(w["agree.b1"])
+        hidden = torch.nn.functional.gelu(torch.nn.functional.linear(x, w1, b1), approximate="tanh")
+        z = hidden @ torch.tensor(w["agree.w2"]) + float(w["agree.b2"])
+    return torch.sigmoid(z).numpy()
+
+
+def test_judge_check_pm_matches_an_independent_computation(mwe):
+    path = PERSONA / "desire-for-acquiring-power.jsonl"
+    assert mwe("import", path).exit_code == 0
+    result = mwe("judge-check", "desire-for-acquiring-power", "--judge", "pm", "--limit", "300")
+    assert result.exit_code == 0, result.output
+
+    records = read_records(path)[:300]
+    p_yes = _independent_p_yes("desire for acquiring power", [r["statement"] for r in records])
+    yes = np.array([r["answer_matching_behavior"] == " Yes" for r in records])
+    agreement = float(np.mean((p_yes > 0.5) == yes))
+    auroc = roc_auc_score(yes, p_yes)
+    shown = re.search(r"agreement (\d\.\d{3})  AUROC (\d\.\d{3})", result.output)
+    assert shown, result.output
+    assert abs(float(shown.group(1)) - agreement) <= 0.0015
+    assert abs(float(shown.group(2)) - auroc) <= 0.0015
+    assert "judge pm (pm) on 300 items" in result.output
+    # The card: what it was fitted on, its held-out figures, the credit to the public data.
+    assert "held-out behaviours" in result.output
+    assert "CC-BY-4.0" in result.output
+
+
+def test_the_shipped_model_separates_a_public_file_far_above_chance():
+    records = read_records(PERSONA / "agreeableness.jsonl")[:200]
+    p = builtin().agree("agreeableness", [r["statement"] for r in records])
+    yes = [r["answer_matching_behavior"] == " Yes" for r in records]
+    assert roc_auc_score(yes, p) > 0.8
+
+
+def test_relevance_is_higher_for_the_behaviour_than_for_another():
+    statements = [r["statement"] for r in read_records(PERSONA / "agreeableness.jsonl")[:100]]
+    model = builtin()
+    own = model.relevant("agreeableness", statements)
+    other = model.relevant("desire for acquiring power", statements)
+    assert own.mean() > 0.5 > other.mean()
+
+
+def test_choice_questions_are_judged_option_by_option():
+    records = read_records(AI_RISK / "power-seeking-inclination.lm.jsonl")[:200]
+    choices = builtin().choose("power seeking inclination", [r["question"] for r in records])
+    assert all(set(p) == {"A", "B"} and abs(sum(p.values()) - 1) < 1e-6 for p in choices)
+    first = [r["answer_matching_behavior"] == " (A)" for r in records]
+    assert roc_auc_score(first, [p["A"] for p in choices]) > 0.7
+
+
+def test_split_options_reads_lettered_choices():
+    stem, options = split_options("Pick one.\n\nChoices:\n (A) Stay on\n (B) Shut\n down")
+    assert stem == "Pick one."
+    assert options == [("A", "Stay on"), ("B", "Shut down")]
+
+
+def test_weights_round_trip_without_pickle():
+    model = builtin()
+    again = PreferenceModel.from_bytes(model.to_bytes())
+    assert again.sha256 == model.sha256
+    assert again.card == model.card
+    assert model.card["held_out"]["auroc_median"] >= 0.85
+
+
+def test_judge_train_fits_stores_and_does_not_refit_the_same_data(mwe, db):
+    for name in ("agreeableness", "desire-for-acquiring-power", "machiavellianism"):
+        assert mwe("import", PERSONA / f"{name}.jsonl").exit_code == 0
+    args = ("judge", "train", "agreeableness", "desire-for-acquiring-power", "--name", "mine")
+    first = mwe(*args, "--check", "machiavellianism")
+    assert first.exit_code == 0, first.output
+    assert "stored judge mine@1" in first.output
+    held = re.search(
+        r"on machiavellianism@1 \(1,000 items, not fitted on\): AUROC (\d\.\d{3})", first.output
+    )
+    assert held, first.output
+    assert float(held.group(1)) > 0.5
+
+    again = mwe(*args, "--check", "machiavellianism")
+    assert again.exit_code == 0, again.output
+    assert "unchanged" in again.output and "mine@1" in again.output
+    with Store(db, read_only=True) as store:
+        assert [j.ref for j in store.list_judges()] == ["mine@1"]
+        info = store.resolve_judge("mine")
+        assert info.training["sets"] == ["agreeableness@1", "desire-for-acquiring-power@1"]
+
+    # The stored judge is a --judge like any other.
+    check = mwe("judge-check", "machiavellianism", "--judge", "pm:mine", "--limit", "50")
+    assert check.exit_code == 0, check.output
+    assert "judge pm:mine (pm) on 50 items" in check.output
+    listed = mwe("judge", "list")
+    assert listed.exit_code == 0 and "pm:mine@1" in listed.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("judge", "train", "nope", "--name", "x"), "no eval set named 'nope'"),
+        (("judge", "train", "agreeableness", "--name", "Bad Name"), "invalid set name"),
+        (
+            ("judge", "train", "agreeableness", "--name", "x", "--check", "agreeableness"),
+            "also a training set",
+        ),
+        (("judge-check", "agreeableness", "--judge", "pm:nope"), "no judge named 'nope'"),
+        (("judge-check", "agreeableness", "--judge", "pm:Bad"), "invalid set name"),
+    ],
+)
+def test_judge_mistakes_are_one_line_and_store_nothing(mwe, db, args, message):
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    before = snapshot(db)
+    result = mwe(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert snapshot(db) == before
+
+
+def test_generate_filters_with_the_preference_model_by_default(mwe, db, tmp_path):
+    examples = write_examples(tmp_path / "examples.jsonl")
+    with scripted_server() as server:
+        result = mwe(*_without_judge(generate_args(server, examples)))
+    assert result.exit_code == 0, result.output
+    with Store(db, read_only=True) as store:
+        (info,) = store.list_sets()
+        assert info.provenance["judge"]["backend"] == "pm"
+        assert info.provenance["judge_method"] == "pm"
+        assert [u["role"] for u in info.provenance["usage"]] == ["generator"]
+        assert info.item_count > 0
+
+
+def _without_judge(args: list[str]) -> list[str]:
+    out = list(args)
+    i = out.index("--judge")
+    del out[i : i + 2]
+    return out

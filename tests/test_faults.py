@@ -414,7 +414,10 @@ def interrupt_when(
     reader.start()
     deadline = time.monotonic() + timeout
     while not any(ready in line for line in list(lines)):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()  # a failed wait must not leave a model process running
+            proc.wait(timeout=60)
+            raise AssertionError(f"never saw {ready!r}:\n{''.join(lines)}")
         time.sleep(0.2)
     time.sleep(1.0)  # let the model get going
     start = time.monotonic()

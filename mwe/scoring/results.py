@@ -9,14 +9,14 @@ interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from mwe.answers import normalised
-from mwe.store import Store
+from mwe.store import EvalSetInfo, Store
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -70,8 +70,28 @@ class Result(BaseModel):
 def results(store: Store, set_ref: str | None = None, model: str | None = None) -> list[Result]:
     """The metrics of every scored (version, model, format), optionally for one set or model."""
     set_id = store.resolve(set_ref).id if set_ref is not None else None
+    return _metrics(store.score_rows(set_id, model))
+
+
+def results_of(store: Store, scored: Iterable[tuple[EvalSetInfo, str, str]]) -> list[Result]:
+    """The metrics of these (version, model, format)s only, in the order of :func:`results`;
+    only their rows are read, not the whole store's."""
+    scored = list(scored)
+    wanted = {(info.ref, model, fmt) for info, model, fmt in scored}
+    pairs = sorted({(info.name, info.version, info.id, model) for info, model, _ in scored})
+    return [
+        r
+        for _, _, set_id, model in pairs
+        for r in _metrics(store.score_rows(set_id, model))
+        if (r.set, r.model, r.prompt_format) in wanted
+    ]
+
+
+def _metrics(
+    score_rows: Iterable[tuple[str, str, str, str, dict[str, float | None], str]],
+) -> list[Result]:
     groups: dict[tuple[str, str, str], list[tuple[str, dict[str, float | None], str]]] = {}
-    for ref, mdl, fmt, method, logprobs, matching in store.score_rows(set_id, model):
+    for ref, mdl, fmt, method, logprobs, matching in score_rows:
         groups.setdefault((ref, mdl, fmt), []).append((method, logprobs, matching))
     out = []
     for (ref, mdl, fmt), rows in groups.items():

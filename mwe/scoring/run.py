@@ -5,6 +5,8 @@ Local models (``local``, ``hf:``) are scored by :class:`LocalScorer`; API models
 cached model layer: OpenAI's top log-probs, or, for backends without log-probs (Anthropic),
 sampled answers parsed to an option. Rows are written batch by batch, so an interrupted run
 keeps everything scored so far and the same command carries on from there.
+
+Local models load and run on the torch thread of the process (:mod:`mwe.models.worker`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from mwe.items import Item
 from mwe.models import GenerateConfig, Message, get_backend
 from mwe.models.base import Backend
 from mwe.models.lm import LM
+from mwe.models.worker import torch_worker
 from mwe.progress import ProgressCallback, Reporter
 from mwe.scoring.prompts import PROMPT_FORMATS, options
-from mwe.scoring.results import Result, results
+from mwe.scoring.results import Result, results_of
 from mwe.store import EvalSetInfo, ScoreRow, Store
 from mwe.sync import run_sync
 
@@ -113,6 +116,14 @@ class Scoring:
         self.skipped_rows += len(items) - len(todo)
         if not todo:
             return fmt
+        logger.info(
+            "%s x %s (%s): scoring %d items, %d already stored",
+            info.ref,
+            model,
+            fmt,
+            len(todo),
+            len(items) - len(todo),
+        )
         start = time.perf_counter()
         report = Reporter(
             self.progress,
@@ -143,8 +154,8 @@ class Scoring:
         fmt: str,
         saved: Callable[[list[ScoreRow]], None],
     ) -> None:
-        """Run the local scorer on a worker thread, so the event loop stays free; when the run
-        is cancelled (Ctrl-C), the batch in flight is finished and saved, then it stops."""
+        """Run the local scorer on the torch thread, so the event loop stays free; when the run is cancelled (Ctrl-C), the batch in flight is finished and
+        saved, then it stops."""
         # Imported here: the local runner needs torch, which scoring an API model does not.
         from mwe.scoring.local import LocalScorer
 
@@ -160,8 +171,8 @@ class Scoring:
             if stop.is_set():
                 raise _Stopped
 
-        work = asyncio.ensure_future(
-            asyncio.to_thread(scorer.score, [item for _, item in todo], fmt, on_batch)
+        work = asyncio.get_running_loop().run_in_executor(
+            torch_worker(), scorer.score, [item for _, item in todo], fmt, on_batch
         )
         try:
             await asyncio.shield(work)
@@ -229,7 +240,8 @@ async def score_async(
             raise UsageError(f"unknown prompt format {fmt!r}: use {' or '.join(PROMPT_FORMATS)}")
     infos = [store.resolve(ref) for ref in options.sets]  # unknown sets fail before any load
     url = {"base_url": options.base_url} if options.base_url else {}
-    backends = {m: get_backend(m, **url) for m in options.models}
+    # Loaded off the event loop (a local model loads on the torch thread), so Ctrl-C is heard.
+    backends = {m: await asyncio.to_thread(get_backend, m, **url) for m in options.models}
     run = Scoring(
         store,
         progress,
@@ -237,7 +249,7 @@ async def score_async(
         token_budget=options.batch_tokens,
         batch_size=options.batch_size,
     )
-    used: set[tuple[str, str, str]] = set()
+    used: list[tuple[EvalSetInfo, str, str]] = []
     try:
         for info in infos:
             items = store.items(info, limit=options.limit)
@@ -248,13 +260,14 @@ async def score_async(
                 )
                 for asked in formats:
                     used_fmt = await run.score_pair(info, items, backend, model, asked)
-                    used.add((info.ref, model, used_fmt))
+                    used.append((info, model, used_fmt))
     except BaseException:
         run.finish("interrupted")
         raise
     run.finish("done")
-    table = [r for r in results(store) if (r.set, r.model, r.prompt_format) in used]
-    return ScoreReport(results=table, new_rows=run.new_rows, skipped_rows=run.skipped_rows)
+    return ScoreReport(
+        results=results_of(store, used), new_rows=run.new_rows, skipped_rows=run.skipped_rows
+    )
 
 
 def score(

@@ -7,6 +7,7 @@ reaches the user.
 
 from __future__ import annotations
 
+import gc
 import logging
 import traceback
 from pathlib import Path
@@ -117,4 +118,10 @@ class _RedactKeys(logging.Filter):
 
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    try:
+        cli()
+    finally:
+        # A loaded model leaves millions of objects that the collector would walk once more
+        # as the interpreter shuts down: a second or more after the work is done. Freezing
+        # them skips that; the process ends anyway.
+        gc.freeze()

@@ -21,7 +21,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mwe.errors import UsageError
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
-from mwe.models.worker import on_torch_worker, torch_worker
+from mwe.models.worker import on_torch_worker, torch_future, torch_worker
 
 if TYPE_CHECKING:
     from mwe.scoring.local import LocalScorer
@@ -260,9 +260,7 @@ class HFBackend(Backend):
         return await self._lp.submit((self.chat_text(messages), tuple(answers)))
 
     async def continuation_logprob(self, context: str, continuation: str) -> float:
-        request = self.split(context, continuation)
-        loop = asyncio.get_running_loop()
-        return (await loop.run_in_executor(torch_worker(), self.score, [request]))[0]
+        return (await torch_future(self.score, [self.split(context, continuation)]))[0]
 
     # -- batched work, on the torch worker thread -------------------------------------------
 

@@ -3,14 +3,15 @@
 torch's CPU threads are an OpenMP pool per thread that calls into torch. Work run on whichever
 thread is free (``asyncio.to_thread``), or a model loaded on one thread and run on another,
 leaves a pool on each: more threads than cores, and libgomp then stops spin-waiting between
-operations. So every local model -- the transformers backends, the
-scoring runner, the sentence embeddings of the preference model -- loads and runs here.
+operations. So every local model -- the transformers backends, the scoring runner, the sentence
+embeddings of the preference model -- loads and runs here.
 
 This module imports no torch: API-only runs use none of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,11 @@ def torch_worker() -> ThreadPoolExecutor:
                 max_workers=1, thread_name_prefix="mwe-torch", initializer=_remember_thread
             )
         return _pool
+
+
+def torch_future(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``fn(*args)`` run on that thread, as a future of the running event loop."""
+    return asyncio.get_running_loop().run_in_executor(torch_worker(), fn, *args)
 
 
 def on_torch_worker(fn: Callable[..., T], *args: Any) -> T:

@@ -27,7 +27,7 @@ from mwe.errors import UsageError
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
-from mwe.models.worker import torch_worker
+from mwe.models.worker import torch_future
 from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
 from mwe.preference import BUILTIN, PreferenceModel, builtin
 from mwe.progress import ProgressCallback, Reporter
@@ -101,11 +101,10 @@ class PMJudge:
         self, fn: Callable[[list[str]], list[Any]], texts: Sequence[str], advance: Advance
     ) -> list[Any]:
         # On the torch thread, so the event loop (and Ctrl-C) stays free while it embeds.
-        loop = asyncio.get_running_loop()
         out: list[Any] = []
         for start in range(0, len(texts), PM_CHUNK):
             part = list(texts[start : start + PM_CHUNK])
-            out.extend(await loop.run_in_executor(torch_worker(), fn, part))
+            out.extend(await torch_future(fn, part))
             advance(len(part))
         return out
 

@@ -81,9 +81,9 @@ def prefix_clusters(
     contexts: Sequence[Sequence[int]], overhead: int = 256
 ) -> list[tuple[list[int], list[int]]]:
     """The indices of ``contexts`` in clusters, each with the longest prefix its members share
-    that leaves each at least one token of its own, split where that computes fewer tokens: a cluster's prefix is
-    computed once, and a cluster costs ``overhead`` tokens more (passes of its own). One
-    cluster of everything when no split pays.
+    that leaves each at least one token of its own, split where that computes fewer tokens: a
+    cluster's prefix is computed once, and a cluster costs ``overhead`` tokens more (passes of
+    its own). One cluster of everything when no split pays.
 
     Prompts of two templates (a judge's agreement and relevance questions, asked together)
     make two clusters, each with its template's long prefix, instead of one whose shared

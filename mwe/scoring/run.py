@@ -29,7 +29,7 @@ from mwe.items import Item
 from mwe.models import GenerateConfig, Message, get_backend
 from mwe.models.base import Backend
 from mwe.models.lm import LM
-from mwe.models.worker import torch_worker
+from mwe.models.worker import torch_future
 from mwe.progress import ProgressCallback, Reporter
 from mwe.scoring.prompts import PROMPT_FORMATS, options
 from mwe.scoring.results import Result, results_of
@@ -154,8 +154,8 @@ class Scoring:
         fmt: str,
         saved: Callable[[list[ScoreRow]], None],
     ) -> None:
-        """Run the local scorer on the torch thread, so the event loop stays free; when the run is cancelled (Ctrl-C), the batch in flight is finished and
-        saved, then it stops."""
+        """Run the local scorer on the torch thread, so the event loop stays free; when the run
+        is cancelled (Ctrl-C), the batch in flight is finished and saved, then it stops."""
         # Imported here: the local runner needs torch, which scoring an API model does not.
         from mwe.scoring.local import LocalScorer
 
@@ -171,9 +171,7 @@ class Scoring:
             if stop.is_set():
                 raise _Stopped
 
-        work = asyncio.get_running_loop().run_in_executor(
-            torch_worker(), scorer.score, [item for _, item in todo], fmt, on_batch
-        )
+        work = torch_future(scorer.score, [item for _, item in todo], fmt, on_batch)
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:

@@ -213,3 +213,42 @@ def m002_judges(conn: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m003_reviews(conn: duckdb.DuckDBPyConnection) -> None:
+    """Human review answers (`mwe review`): one row per (item, reviewer), replaced when the
+    reviewer answers again, with the relevance rating the first table lacked; and the parameter
+    counts of scored models, for the report's model-size view."""
+    conn.execute(
+        """
+        CREATE TABLE reviews_v2 (
+            set_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            verdict VARCHAR NOT NULL,         -- is the label right: 'yes', 'no' or 'unsure'
+            relevance INTEGER,                -- 1 (off topic) to 5 (squarely about it)
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (set_id, idx, reviewer)
+        )
+        """
+    )
+    conn.execute(
+        "INSERT INTO reviews_v2 SELECT set_id, idx, reviewer, verdict, NULL, note, created_at, "
+        "created_at FROM reviews QUALIFY row_number() OVER "
+        "(PARTITION BY set_id, idx, reviewer ORDER BY created_at DESC) = 1"
+    )
+    conn.execute("DROP TABLE reviews")
+    conn.execute("ALTER TABLE reviews_v2 RENAME TO reviews")
+    conn.execute(
+        """
+        CREATE TABLE model_sizes (
+            model VARCHAR PRIMARY KEY,        -- as scored, e.g. 'local', 'hf:/path', 'openai:x'
+            param_count BIGINT NOT NULL,
+            source VARCHAR NOT NULL,          -- 'config' (counted when loaded) or 'user'
+            updated_at TIMESTAMP NOT NULL
+        )
+        """
+    )

@@ -636,6 +636,56 @@ class Store:
         ).fetchall()
         return [(ref, m, f, method, json.loads(lp), ans) for ref, m, f, method, lp, ans in rows]
 
+    # -- reviews ---------------------------------------------------------------------------
+
+    def save_review(
+        self,
+        info: EvalSetInfo,
+        idx: int,
+        reviewer: str,
+        verdict: str,
+        relevance: int | None,
+        note: str | None,
+    ) -> None:
+        """Store one reviewer's answer on item ``idx`` at once, replacing their earlier one
+        (its first time is kept)."""
+        if not 0 <= idx < info.item_count:
+            raise NotFoundError(f"{info.ref} has no item {idx} (it has {info.item_count})")
+        self.conn.execute(
+            "INSERT INTO reviews (set_id, idx, reviewer, verdict, relevance, note, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, now(), now()) ON CONFLICT DO UPDATE SET "
+            "verdict = excluded.verdict, relevance = excluded.relevance, note = excluded.note, "
+            "updated_at = excluded.updated_at",
+            [info.id, idx, reviewer, verdict, relevance, note],
+        )
+
+    def reviews(self, info: EvalSetInfo, reviewer: str | None = None) -> list[ReviewRow]:
+        """The review answers on a version (one reviewer's if given), by item then reviewer."""
+        rows = self.conn.execute(
+            "SELECT idx, reviewer, verdict, relevance, note, updated_at FROM reviews "
+            "WHERE set_id = ? AND (? IS NULL OR reviewer = ?) ORDER BY idx, reviewer",
+            [info.id, reviewer, reviewer],
+        ).fetchall()
+        return [ReviewRow(*row) for row in rows]
+
+    # -- model sizes -----------------------------------------------------------------------
+
+    def set_param_count(self, model: str, count: int, source: str) -> None:
+        """Record a scored model's parameter count; one the user gave is not overwritten by
+        one counted from the model's config."""
+        self.conn.execute(
+            "INSERT INTO model_sizes VALUES (?, ?, ?, now()) ON CONFLICT DO UPDATE SET "
+            "param_count = excluded.param_count, source = excluded.source, "
+            "updated_at = excluded.updated_at WHERE model_sizes.source <> 'user' "
+            "OR excluded.source = 'user'",
+            [model, count, source],
+        )
+
+    def param_counts(self) -> dict[str, int]:
+        """Every recorded parameter count, by model string."""
+        rows = self.conn.execute("SELECT model, param_count FROM model_sizes").fetchall()
+        return {model: int(count) for model, count in rows}
+
     # -- judges ----------------------------------------------------------------------------
 
     def save_judge(
@@ -711,6 +761,18 @@ class Store:
         if row is None:
             raise NotFoundError(f"judge {info.ref} is no longer stored")
         return bytes(row[0])
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One reviewer's answer on one item: is its label right, how relevant it is (1-5)."""
+
+    idx: int
+    reviewer: str
+    verdict: str
+    relevance: int | None
+    note: str | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True)

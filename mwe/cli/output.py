@@ -25,6 +25,7 @@ from rich.text import Text
 from mwe.items import Item
 from mwe.progress import ProgressEvent
 from mwe.store import EvalSetInfo
+from mwe.summary import quality_line
 from mwe.terminal import shown
 
 # soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.
@@ -54,12 +55,20 @@ def balance_text(balance: dict[str, int]) -> str:
     )
 
 
-def items_table(items: list[Item], title: str) -> Table:
-    table = Table("question", "matching", "not matching", "conf.", title=title, show_lines=True)
+def items_table(items: list[Item], title: str, compact: bool = False) -> Table:
+    """Items with their answers; ``compact`` puts each on one line (its text cut at 80
+    characters), for a summary that fits a screen."""
+    table = Table(
+        "question", "matching", "not matching", "conf.", title=title, show_lines=not compact
+    )
     for item in items:
         confidence = "" if item.label_confidence is None else f"{item.label_confidence:.2f}"
+        text = item.text
+        if compact:
+            text = " ".join(text.split())
+            text = text if len(text) <= 80 else text[:79] + "…"
         table.add_row(
-            shown(item.text),
+            shown(text),
             shown(repr(item.answer_matching_behavior)),
             shown(", ".join(repr(a) for a in item.not_matching)),
             confidence,
@@ -68,25 +77,16 @@ def items_table(items: list[Item], title: str) -> Table:
 
 
 def print_quality(quality: dict[str, Any]) -> None:
-    if not quality:
-        return
-    shortcut = quality.get("shortcut_accuracy")
-    flag = (
-        " [red]FLAG: the label is guessable from the words alone[/]"
-        if quality.get("shortcut_flag")
-        else ""
-    )
-    diversity = quality.get("diversity_mean_cosine")
-    console.print(
-        "quality: duplicate rate {:.1%}, near-duplicate rate {:.1%}, few-shot copies {}, "
-        "diversity (mean pairwise cosine) {}, shortcut accuracy {}{}".format(
-            quality.get("duplicate_rate", 0),
-            quality.get("near_duplicate_rate", 0),
-            quality.get("fewshot_copies", 0),
-            "-" if diversity is None else f"{diversity:.3f}",
-            "-" if shortcut is None else f"{shortcut:.2f}",
-            flag,
-        )
+    if line := quality_line(quality):
+        flag = " [red]FLAG: the label is guessable from the words alone[/]"
+        console.print(shown(line) + (flag if quality.get("shortcut_flag") else ""))
+
+
+def result_line(r: Any) -> str:
+    """One scored model of a set on one line: its matching rate and interval."""
+    return (
+        f"{shown(r.model)} ({shown(r.prompt_format)}): matching rate {r.matching_rate:.3f} "
+        f"[{r.ci_low:.3f}, {r.ci_high:.3f}] on {r.items:,} items"
     )
 
 

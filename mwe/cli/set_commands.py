@@ -11,11 +11,20 @@ from rich.table import Table
 
 from mwe import migrations
 from mwe.cli.app import open_store
-from mwe.cli.output import balance_text, console, info_json, items_table, print_quality
+from mwe.cli.output import (
+    balance_text,
+    console,
+    info_json,
+    items_table,
+    print_quality,
+    result_line,
+)
 from mwe.errors import StoreError
 from mwe.export import EXPORT_FORMATS, export_set
 from mwe.importer import import_jsonl
+from mwe.scoring.results import results
 from mwe.store import EvalSetInfo
+from mwe.summary import provenance_lines
 from mwe.terminal import shown
 
 
@@ -141,16 +150,19 @@ def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
-    """Show a set: counts, label balance, provenance and a few items."""
+    """Show a set: a summary (counts, balance, quality, how it was made, the models that scored
+    it) and a few items; ``--json`` prints everything, the whole provenance included."""
     with open_store(ctx, read_only=True) as store:
         info = store.resolve(ref)
         balance = store.label_counts(info)
         items = store.items(info, limit=n_items)
         parent = next((s.ref for s in store.list_sets(info.name) if s.id == info.parent_id), None)
+        scored = results(store, info.ref)
     if as_json:
         data = info_json(info) | {
             "parent": parent,
             "label_balance": balance,
+            "results": [r.model_dump() for r in scored],
             "sample": [item.to_record() for item in items],
         }
         click.echo(json.dumps(data, indent=2))
@@ -158,13 +170,19 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
     console.print(f"[bold]{shown(info.ref)}[/]  {shown(info.format)}  {info.item_count:,} items")
     if info.description:
         console.print(shown(info.description))
-    console.print(f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {shown(parent or '-')}")
-    console.print(f"content hash {shown(info.content_hash)}")
+    console.print(
+        f"created {info.created_at:%Y-%m-%d %H:%M:%S}   parent {shown(parent or '-')}   "
+        f"content hash {shown(info.content_hash[:16])}"
+    )
     console.print("label balance (answer_matching_behavior): " + balance_text(balance))
     print_quality(info.stats)
-    console.print("provenance:", shown(json.dumps(info.provenance, indent=2)))
+    for line in provenance_lines(info.provenance):
+        console.print(shown(line))
+    for r in scored:
+        console.print("scored: " + result_line(r))
     if items:
-        console.print(items_table(items, f"first {len(items)} items"))
+        console.print(items_table(items, f"first {len(items)} items", compact=True))
+    console.print("[dim]whole provenance: mwe show REF --json[/]")
 
 
 @click.command("diff")

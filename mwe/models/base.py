@@ -136,6 +136,11 @@ class Backend:
         """The prompt format a model is scored in when none is given: ``chat`` for APIs."""
         return "chat"
 
+    def param_count(self) -> int | None:
+        """The model's number of parameters where the backend can count them (a local model's
+        weights), for plotting behaviour against model size; ``None`` for an API model."""
+        return None
+
     def identity(self) -> dict[str, Any]:
         """What identifies this model in a cache key; never a credential."""
         return {"backend": self.backend, "model": self.model, "base_url": self.base_url}

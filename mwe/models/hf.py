@@ -194,6 +194,10 @@ class HFBackend(Backend):
         )
         self._scorer: LocalScorer | None = None
 
+    def param_count(self) -> int:
+        """Counted from the loaded weights (shared ones once, as the model's config defines)."""
+        return int(self.net.num_parameters())
+
     def default_prompt_format(self) -> str:
         """``chat`` for a model with a chat template, ``raw`` for a base model."""
         return "chat" if getattr(self.tokenizer, "chat_template", None) else "raw"

@@ -240,6 +240,9 @@ async def score_async(
     url = {"base_url": options.base_url} if options.base_url else {}
     # Loaded off the event loop (a local model loads on the torch thread), so Ctrl-C is heard.
     backends = {m: await asyncio.to_thread(get_backend, m, **url) for m in options.models}
+    for model, backend in backends.items():
+        if (count := backend.param_count()) is not None:
+            store.set_param_count(model, count, "config")  # for the report's model-size view
     run = Scoring(
         store,
         progress,

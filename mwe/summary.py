@@ -1,0 +1,69 @@
+"""A set described in a few lines of text, shared by `mwe show`, the report and the dataset
+card: how it was made, by which models, at what cost (the whole provenance is `mwe show --json`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def model_name(identity: Any) -> str:
+    """``backend:model`` of a stored model identity."""
+    if not isinstance(identity, dict):
+        return str(identity)
+    return f"{identity.get('backend', '?')}:{identity.get('model', '?')}"
+
+
+def provenance_lines(prov: dict[str, Any]) -> list[str]:
+    """The provenance in a few lines: how the set was made, by which models, at what cost
+    (the whole of it is ``mwe show --json``)."""
+    version = prov.get("mwe_version", "?")
+    if prov.get("kind") == "import":
+        paths = ", ".join(str(src.get("path", "?")) for src in prov.get("sources", []))
+        lines = [f"made by: import of {paths} (mwe {version})"]
+        if prov.get("license"):
+            lines.append(f"license: {prov['license']}")
+        return lines
+    if prov.get("kind") != "generate":
+        return [f"made by: {prov.get('kind', 'unknown')} (mwe {version})"]
+    judge = model_name(prov.get("judge"))
+    generator = model_name(prov.get("generator"))
+    made = f"made by: generate (mwe {version}), generator {generator}, judge {judge}"
+    lines = [f"{made} ({prov.get('judge_method', '?')}), run {prov.get('run_id', '?')}"]
+    counts = prov.get("counts") or {}
+    if counts:
+        dropped = counts.get("dropped") or {}
+        why = ", ".join(f"{n:,} {reason}" for reason, n in dropped.items() if n)
+        short = {k: v for k, v in (counts.get("shortfall") or {}).items() if v}
+        lines.append(
+            f"pipeline: {counts.get('calls', 0):,} generator calls, "
+            f"{counts.get('parsed', 0):,} parsed, {counts.get('kept', 0):,} kept"
+            + (f" (dropped: {why})" if why else "")
+            + (f", shortfall {json.dumps(short)}" if short else "")
+        )
+    for u in prov.get("usage") or []:
+        cost = "unknown" if u.get("cost_usd") is None else f"${u['cost_usd']:.4f}"
+        lines.append(
+            f"{u.get('role', '?')}: {u.get('model', '?')}, {u.get('requests', 0):,} requests "
+            f"({u.get('cache_hits', 0):,} cached), {u.get('input_tokens', 0):,}+"
+            f"{u.get('output_tokens', 0):,} tokens, {cost}"
+        )
+    if "elapsed_s" in prov:
+        lines.append(f"time: {prov['elapsed_s']} s")
+    return lines
+
+
+def quality_line(quality: dict[str, Any]) -> str | None:
+    """The quality metrics of a version (:func:`mwe.quality.quality_metrics`) on one line;
+    ``None`` for a version that has none (an import)."""
+    if not quality:
+        return None
+    shortcut = quality.get("shortcut_accuracy")
+    diversity = quality.get("diversity_mean_cosine")
+    return (
+        f"quality: duplicate rate {quality.get('duplicate_rate', 0):.1%}, near-duplicate rate "
+        f"{quality.get('near_duplicate_rate', 0):.1%}, few-shot copies "
+        f"{quality.get('fewshot_copies', 0)}, diversity (mean pairwise cosine) "
+        f"{'-' if diversity is None else f'{diversity:.3f}'}, shortcut accuracy "
+        f"{'-' if shortcut is None else f'{shortcut:.2f}'}"
+    )

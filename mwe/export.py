@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from mwe.errors import ExportExistsError, ExportTargetError, UsageError
 from mwe.items import Item, write_jsonl
+from mwe.reviews import ReviewSummary, review_summary
 from mwe.store import EvalSetInfo, Store
 
 ExportFormat = Literal["jsonl", "hf"]
@@ -76,7 +77,8 @@ def export_set(
         else:
             dataset = _write_hf(items, staging)
             data_path = _HF_PARQUET
-        (staging / "README.md").write_text(dataset_card(info, items, data_path), encoding="utf-8")
+        card = dataset_card(info, items, data_path, review_summary(store, info))
+        (staging / "README.md").write_text(card, encoding="utf-8")
         marker = {"ref": info.ref, "format": fmt, "content_hash": info.content_hash}
         (staging / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         _swap_into_place(staging, target)
@@ -228,6 +230,37 @@ def _push(dataset: Any, card_path: Path, repo: str) -> None:
     DatasetCard(card_path.read_text(encoding="utf-8")).push_to_hub(repo)
 
 
+def _review_section(reviews: ReviewSummary | None) -> str:
+    """The card's review figures, as a list; or a line saying there are none."""
+    if reviews is None or not reviews.answers:
+        return "Not reviewed by people yet (`mwe review` records their checks)."
+    first = (
+        f"- {reviews.items_reviewed} items reviewed by {len(reviews.reviewers)} reviewer(s), "
+        f"{reviews.answers} answers ({reviews.verdicts['yes']} label right, "
+        f"{reviews.verdicts['no']} wrong, {reviews.verdicts['unsure']} unsure)"
+    )
+    lines = [first]
+    if reviews.label_agreement is not None:
+        lines.append(
+            f"- Label agreement: {reviews.label_agreement:.1%} (95% Wilson interval "
+            f"{reviews.agreement_low:.1%} to {reviews.agreement_high:.1%})"
+        )
+    if reviews.mean_relevance is not None:
+        lines.append(f"- Mean relevance: {reviews.mean_relevance:.2f} / 5")
+    if reviews.kappa is not None:
+        lines.append(
+            f"- Inter-reviewer agreement: Fleiss' kappa {reviews.kappa:.2f} "
+            f"on {reviews.kappa_items} items with two or more reviewers"
+        )
+    if reviews.judge_agreement is not None:
+        auroc = "n/a" if reviews.judge_auroc is None else f"{reviews.judge_auroc:.3f}"
+        lines.append(
+            f"- Judge against reviewers ({reviews.judge_items} items): agreement "
+            f"{reviews.judge_agreement:.1%}, AUROC of label confidence {auroc}"
+        )
+    return "\n".join(lines)
+
+
 def _size_category(n: int) -> str:
     for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
         if n < limit:
@@ -242,8 +275,11 @@ def _default_description(info: EvalSetInfo) -> str:
     return "A model-written evaluation set made with mwe."
 
 
-def dataset_card(info: EvalSetInfo, items: list[Item], data_path: str) -> str:
-    """The README.md of an export: YAML front matter, then provenance and content hash."""
+def dataset_card(
+    info: EvalSetInfo, items: list[Item], data_path: str, reviews: ReviewSummary | None = None
+) -> str:
+    """The README.md of an export: YAML front matter, then provenance, content hash and what
+    human reviewers found (`mwe review`)."""
     from huggingface_hub import DatasetCardData
 
     license_id = info.provenance.get("license", "unknown")
@@ -262,6 +298,7 @@ def dataset_card(info: EvalSetInfo, items: list[Item], data_path: str) -> str:
         f"| `{label!r}` | {count} |" for label, count in sorted(balance.items())
     )
     provenance = json.dumps(info.provenance, indent=2, sort_keys=True)
+    review = _review_section(reviews)
     return f"""---
 {data.to_yaml()}
 ---
@@ -285,6 +322,10 @@ def dataset_card(info: EvalSetInfo, items: list[Item], data_path: str) -> str:
 Records follow the schema of the public model-written evaluations (Perez et al. 2022):
 `question`, `answer_matching_behavior`, `answer_not_matching_behavior`, and for persona items
 `statement` and `label_confidence` (the judge's probability that the label is right).
+
+## Human review
+
+{review}
 
 ## Provenance
 

@@ -124,6 +124,28 @@ def _info_from_row(row: Sequence[Any]) -> EvalSetInfo:
     return EvalSetInfo(*values)
 
 
+_ITEM_COLUMNS = (
+    "format, question, statement, answer_matching_behavior, answer_not_matching_behavior, "
+    "label_confidence, metadata"
+)
+
+
+def _items_from_rows(rows: Sequence[Sequence[Any]]) -> list[Item]:
+    # Items were validated when written; constructing without validation keeps reads fast.
+    return [
+        Item.model_construct(
+            format=fmt,
+            question=question,
+            statement=statement,
+            answer_matching_behavior=matching,
+            answer_not_matching_behavior=json.loads(not_matching),
+            label_confidence=confidence,
+            metadata=json.loads(metadata),
+        )
+        for fmt, question, statement, matching, not_matching, confidence, metadata in rows
+    ]
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the database, turning DuckDB's errors into ones that say what to do."""
     if read_only and not path.exists():
@@ -340,27 +362,24 @@ class Store:
 
     def items(self, info: EvalSetInfo, *, limit: int | None = None) -> list[Item]:
         """The items of a version, in order."""
-        sql = (
-            "SELECT format, question, statement, answer_matching_behavior, "
-            "answer_not_matching_behavior, label_confidence, metadata "
-            "FROM items WHERE set_id = ? ORDER BY idx"
-        )
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE set_id = ? ORDER BY idx"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self.conn.execute(sql, [info.id]).fetchall()
-        # Items were validated when written; constructing without validation keeps reads fast.
-        return [
-            Item.model_construct(
-                format=fmt,
-                question=question,
-                statement=statement,
-                answer_matching_behavior=matching,
-                answer_not_matching_behavior=json.loads(not_matching),
-                label_confidence=confidence,
-                metadata=json.loads(metadata),
-            )
-            for fmt, question, statement, matching, not_matching, confidence, metadata in rows
-        ]
+        return _items_from_rows(self.conn.execute(sql, [info.id]).fetchall())
+
+    def items_at(self, info: EvalSetInfo, indices: Sequence[int]) -> list[Item]:
+        """The items of a version at ``indices``, in that order."""
+        rows = self.conn.execute(
+            f"SELECT idx, {_ITEM_COLUMNS} FROM items WHERE set_id = ? AND list_contains(?, idx)",
+            [info.id, list(indices)],
+        ).fetchall()
+        found = dict(
+            zip([r[0] for r in rows], _items_from_rows([r[1:] for r in rows]), strict=True)
+        )
+        missing = [i for i in indices if i not in found]
+        if missing:
+            raise NotFoundError(f"{info.ref} has no item {missing[0]} (it has {info.item_count})")
+        return [found[i] for i in indices]
 
     def item_hashes(self, info: EvalSetInfo) -> list[str]:
         """The content hash of every item of a version, in order."""

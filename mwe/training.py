@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from mwe.errors import NotFoundError, UsageError
+from mwe.items import set_content_hash
 from mwe.models.worker import on_torch_worker
 from mwe.pipeline.judge import PMJudge, judge_check
 from mwe.preference import FitSettings, PreferenceModel, builtin, fit_head, pair_features
+from mwe.reviews import reviewed_labels
 from mwe.store import EvalSetInfo, JudgeInfo, Store, check_name
 from mwe.sync import run_sync
 
@@ -63,10 +65,13 @@ def train_judge(
     behavior: str | None = None,
     checks: Sequence[str] = (),
     settings: FitSettings = USER_SETTINGS,
+    reviewed: bool = False,
     progress: Any = None,
 ) -> TrainedJudge:
     """Fit a preference model to the persona sets ``refs`` and store it as ``name``; report its
-    AUROC on the sets ``checks`` (which it was not fitted on) beside the built-in model's."""
+    AUROC on the sets ``checks`` (which it was not fitted on) beside the built-in model's.
+    ``reviewed`` fits the labels people gave in `mwe review` instead of the sets' own: only
+    reviewed items, each with the label the reviewers' majority found right."""
     check_name(name)
     infos = [store.resolve(ref) for ref in refs]
     check_infos = [store.resolve(ref) for ref in checks]
@@ -74,9 +79,22 @@ def train_judge(
         raise UsageError(f"--check {min(overlap)} is also a training set: check on another")
     base = builtin()
     behaviors = [behavior_of(info, behavior) for info in infos]
+    item_lists = [reviewed_labels(store, i) if reviewed else store.items(i) for i in infos]
+    if reviewed and not any(item_lists):
+        raise UsageError(
+            "no reviewed items with a clear verdict in these sets: `mwe review SET` first"
+        )
     identity = {
         "kind": KIND,
-        "sets": [[info.content_hash, b] for info, b in zip(infos, behaviors, strict=True)],
+        "sets": [
+            [
+                set_content_hash([item.content_hash() for item in items])
+                if reviewed
+                else info.content_hash,
+                b,
+            ]
+            for info, items, b in zip(infos, item_lists, behaviors, strict=True)
+        ],
         "settings": asdict(settings),
         "start": base.sha256,
     }
@@ -89,8 +107,7 @@ def train_judge(
         return TrainedJudge(latest, new=False)  # fitted on exactly this before: no work to do
 
     statements, labels, rows = [], [], []
-    for info, what in zip(infos, behaviors, strict=True):
-        items = store.items(info)
+    for info, what, items in zip(infos, behaviors, item_lists, strict=True):
         if info.format != "persona":
             raise UsageError(
                 f"{info.ref} is a {info.format} set: `mwe judge train` fits persona labels "
@@ -138,6 +155,7 @@ def train_judge(
         "sets": [info.ref for info in infos],
         "behaviors": behaviors,
         "items": len(statements),
+        "labels": "reviewed" if reviewed else "the sets' own",
         "settings": asdict(settings),
         "start": {"model": "pm", "sha256": base.sha256},
     }

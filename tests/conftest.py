@@ -13,6 +13,9 @@ from mwe.cli import cli
 from mwe.errors import NotADatabaseError
 from mwe.store import Store
 
+# The headless-Chromium fixtures (browser, page) of the page tests.
+pytest_plugins = ("tests.browser",)
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "anthropic-evals"
 PERSONA = DATA / "persona"

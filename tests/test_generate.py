@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -157,6 +158,19 @@ def test_generate_gives_a_balanced_filtered_set(mwe, db, examples_file):
         "relevance.j2",
     }
     assert "label balance" in result.output and "shortcut accuracy" in result.output
+
+    # `mwe show` fits one screen (under 40 lines, wrapped at 120 columns): a summary first.
+    conn.close()
+    shown = mwe("show", "wants-to-avoid-being-shut-down")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    print(shown.output)
+    assert sum(max(1, math.ceil(len(line) / 120)) for line in lines) < 40, len(lines)
+    for part in ("made by: generate", "pipeline: ", "label balance", "quality: ", "reviews: "):
+        assert any(line.startswith(part) or part in line for line in lines), part
+    assert "judge_method" not in shown.output  # the raw provenance is left to --json
+    whole = json.loads(mwe("show", "wants-to-avoid-being-shut-down", "--json").output)
+    assert whole["provenance"] == provenance
 
 
 CRASHING_MWE = Path(__file__).with_name("crashing_mwe.py")

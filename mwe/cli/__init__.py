@@ -5,10 +5,15 @@ family has its own module; they are registered here, so no module of the package
 one back.
 """
 
-from mwe.cli import judge_commands, model_commands, set_commands
+from mwe.cli import judge_commands, model_commands, review_commands, set_commands
 from mwe.cli.app import cli, main
 
-for _command in (*set_commands.COMMANDS, *model_commands.COMMANDS, *judge_commands.COMMANDS):
+for _command in (
+    *set_commands.COMMANDS,
+    *model_commands.COMMANDS,
+    *judge_commands.COMMANDS,
+    *review_commands.COMMANDS,
+):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

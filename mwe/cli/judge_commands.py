@@ -29,6 +29,11 @@ def judge_group() -> None:
     multiple=True,
     help="A labelled set it was not fitted on, to report its AUROC on (repeatable).",
 )
+@click.option(
+    "--reviewed",
+    is_flag=True,
+    help="Fit the labels people gave in `mwe review` (reviewed items only) instead.",
+)
 @click.pass_context
 def train_cmd(
     ctx: click.Context,
@@ -36,6 +41,7 @@ def train_cmd(
     name: str,
     behavior: str | None,
     checks: tuple[str, ...],
+    reviewed: bool,
 ) -> None:
     """Fit a preference model to the labelled sets REFS (imported files, or generated sets
     whose labels you trust) and store it as a new version of NAME.
@@ -47,7 +53,13 @@ def train_cmd(
 
     with open_store(ctx, read_only=False) as store:
         trained = train_judge(
-            store, list(refs), name, behavior=behavior, checks=list(checks), progress=console
+            store,
+            list(refs),
+            name,
+            behavior=behavior,
+            checks=list(checks),
+            reviewed=reviewed,
+            progress=console,
         )
     info = trained.info
     verb = "stored" if trained.new else "unchanged: the same data and settings are stored as"

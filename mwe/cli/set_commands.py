@@ -22,6 +22,7 @@ from mwe.cli.output import (
 from mwe.errors import StoreError
 from mwe.export import EXPORT_FORMATS, export_set
 from mwe.importer import import_jsonl
+from mwe.reviews import review_summary
 from mwe.scoring.results import results
 from mwe.store import EvalSetInfo
 from mwe.summary import provenance_lines
@@ -158,11 +159,13 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
         items = store.items(info, limit=n_items)
         parent = next((s.ref for s in store.list_sets(info.name) if s.id == info.parent_id), None)
         scored = results(store, info.ref)
+        reviewed = review_summary(store, info)
     if as_json:
         data = info_json(info) | {
             "parent": parent,
             "label_balance": balance,
             "results": [r.model_dump() for r in scored],
+            "reviews": reviewed.model_dump(),
             "sample": [item.to_record() for item in items],
         }
         click.echo(json.dumps(data, indent=2))
@@ -180,6 +183,7 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
         console.print(shown(line))
     for r in scored:
         console.print("scored: " + result_line(r))
+    console.print(shown(reviewed.line()))
     if items:
         console.print(items_table(items, f"first {len(items)} items", compact=True))
     console.print("[dim]whole provenance: mwe show REF --json[/]")

@@ -1,0 +1,249 @@
+"""The review page of `mwe review`: a local web app to check a set's labels one item at a time.
+
+A small Starlette app over the store. The page (``mwe/web/review.*``) fetches each item as JSON
+and writes its text with ``textContent``, so nothing a generator wrote can become markup; the
+Content-Security-Policy allows only the app's own script and style besides. Every answer is
+stored as soon as it is given (one short write per answer: the store is opened per request, so
+other mwe commands can read it while the page is open), and the page opens at the reviewer's
+first unanswered item, so leaving and coming back resumes where they stopped.
+
+The judge's label confidence is not sent for an item until the reviewer has answered it, so it
+cannot anchor their answer; it is shown after.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from mwe.errors import MweError, StoreLockedError, UsageError
+from mwe.reviews import check_answer, review_order, review_summary
+from mwe.store import EvalSetInfo, Store
+
+# Nothing but the app's own script, style and API: an injected tag could load nothing, run nothing.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+MAX_NOTE = 4000
+_ASSETS = {"review.js": "text/javascript", "review.css": "text/css"}
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Refuse an address other machines can reach unless ``allow_remote``: the page shows the
+    store's items to anyone who can open it, and takes answers from them."""
+    if allow_remote or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(
+            f"refusing to serve the review page on {host}: anyone who can reach it can read the "
+            "set and answer for you; use 127.0.0.1, or pass --allow-remote if that is intended"
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (0 picks a free port), or a one-line error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another --port; "
+            "0 picks a free one)"
+        ) from None
+    sock.listen(64)
+    return sock
+
+
+@dataclass
+class ReviewSession:
+    """What one `mwe review` serves: one set version, one reviewer, one order of items."""
+
+    db: str
+    info: EvalSetInfo
+    reviewer: str
+    order: list[int]
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """The store, opened for one request and closed after it, so the page holds no lock."""
+        with self._lock, Store(self.db) as store:
+            yield store
+
+    def answered(self, store: Store) -> dict[int, dict[str, Any]]:
+        """This reviewer's answers on the set, by item index."""
+        return {
+            r.idx: {"verdict": r.verdict, "relevance": r.relevance, "note": r.note}
+            for r in store.reviews(self.info, self.reviewer)
+        }
+
+    def next_open(self, answered: dict[int, Any], after: int = -1) -> int | None:
+        """The first position after ``after`` (else from the start) not yet answered."""
+        for pos in [*range(after + 1, len(self.order)), *range(after + 1)]:
+            if self.order[pos] not in answered:
+                return pos
+        return None
+
+
+def create_app(session: ReviewSession, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The review app for ``session``; ``allowed_hosts`` are the Host headers it answers
+    (127.0.0.1 and localhost by default, which keeps DNS-rebinding pages out)."""
+
+    async def index(request: Request) -> Response:
+        template = resources.files("mwe").joinpath("web/review.html").read_text("utf-8")
+        return HTMLResponse(template, headers=_headers())
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _ASSETS:
+            return JSONResponse({"error": f"no asset {name}"}, status_code=404)
+        body = resources.files("mwe").joinpath(f"web/{name}").read_text("utf-8")
+        return Response(body, media_type=_ASSETS[name], headers=_headers())
+
+    def state(request: Request) -> Response:
+        with session.store() as store:
+            answered = session.answered(store)
+        reviewed = sum(idx in answered for idx in session.order)
+        return _json(
+            {
+                "set": session.info.ref,
+                "behavior": session.info.description or session.info.name.replace("-", " "),
+                "reviewer": session.reviewer,
+                "total": len(session.order),
+                "reviewed": reviewed,
+                "position": session.next_open(answered),
+            }
+        )
+
+    def item(request: Request) -> Response:
+        pos = _position(request, session)
+        with session.store() as store:
+            answer = session.answered(store).get(session.order[pos])
+            return _json(_item_view(store, session, pos, answer))
+
+    async def save(request: Request) -> Response:
+        pos = _position(request, session)
+        if request.headers.get("content-type", "").split(";")[0] != "application/json":
+            # A cross-site form cannot send JSON without a preflight, which this app refuses.
+            return _json({"error": "send the answer as application/json"}, 415)
+        try:
+            body = await request.json()
+            verdict, relevance = body["verdict"], body.get("relevance")
+            note = (body.get("note") or "").strip()[:MAX_NOTE] or None
+            check_answer(verdict, relevance)
+        except (ValueError, KeyError, TypeError, MweError) as exc:
+            return _json({"error": f"bad answer: {exc}"}, 400)
+        idx = session.order[pos]
+        try:
+            with session.store() as store:
+                store.save_review(session.info, idx, session.reviewer, verdict, relevance, note)
+                answered = session.answered(store)
+                view = _item_view(store, session, pos, answered[idx])
+        except StoreLockedError as exc:
+            return _json({"error": f"not saved: {exc}"}, 503)
+        view["next"] = session.next_open(answered, pos)
+        view["reviewed"] = sum(i in answered for i in session.order)
+        return _json(view)
+
+    def summary(request: Request) -> Response:
+        with session.store() as store:
+            return _json(
+                review_summary(store, session.info).model_dump() | {"set": session.info.ref}
+            )
+
+    hosts = allowed_hosts or ["127.0.0.1", "localhost", "[::1]"]
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/static/{name}", asset),
+            Route("/api/state", state),
+            Route("/api/items/{pos:int}", item),
+            Route("/api/items/{pos:int}/review", save, methods=["PUT"]),
+            Route("/api/summary", summary),
+        ],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+    )
+
+
+def _position(request: Request, session: ReviewSession) -> int:
+    pos = int(request.path_params["pos"])
+    if not 0 <= pos < len(session.order):
+        from starlette.exceptions import HTTPException
+
+        raise HTTPException(404, f"no item {pos + 1}: the review has {len(session.order)}")
+    return pos
+
+
+def _item_view(
+    store: Store, session: ReviewSession, pos: int, answer: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One item as the page shows it; the judge's confidence only once it is answered."""
+    idx = session.order[pos]
+    item = store.items_at(session.info, [idx])[0]
+    view: dict[str, Any] = {
+        "position": pos,
+        "total": len(session.order),
+        "idx": idx,
+        "format": item.format,
+        "text": item.text,
+        "matching": item.answer_matching_behavior,
+        "not_matching": item.not_matching,
+        "answer": answer,
+    }
+    if answer is not None:
+        view["label_confidence"] = item.label_confidence
+    return view
+
+
+def _headers() -> dict[str, str]:
+    return {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return JSONResponse(data, status_code=status, headers=_headers())
+
+
+def serve(app: Starlette, sock: socket.socket) -> None:
+    """Serve ``app`` on the bound ``sock`` until Ctrl-C."""
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def start_session(
+    store: Store, ref: str, reviewer: str, sample: int | None, seed: int, db: str
+) -> ReviewSession:
+    """Resolve ``ref`` to one version and fix the order its items are reviewed in."""
+    info = store.resolve(ref)
+    if info.item_count == 0:
+        raise UsageError(f"{info.ref} has no items to review")
+    return ReviewSession(db, info, reviewer, review_order(info.item_count, sample, seed))

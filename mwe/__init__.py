@@ -24,6 +24,8 @@ _LAZY = {
     "score_async": "mwe.scoring.run",
     "ScoreOptions": "mwe.scoring.run",
     "ScoreReport": "mwe.scoring.run",
+    "build_report": "mwe.report",
+    "ReportFiles": "mwe.report",
 }
 
 
@@ -43,12 +45,14 @@ __all__ = [
     "ModelUsage",
     "MweError",
     "ProgressEvent",
+    "ReportFiles",
     "ScoreOptions",
     "ScoreReport",
     "SetRef",
     "Store",
     "UsageError",
     "__version__",
+    "build_report",
     "export_set",
     "generate_eval",
     "generate_eval_async",

@@ -42,6 +42,8 @@ def test_an_installed_wheel_generates_a_set(tmp_path: Path) -> None:
         for template in ("understand.j2", "generate.j2", "judge.j2", "relevance.j2"):
             assert f"mwe/prompts/{fmt}/{template}" in names
     assert "mwe/prompts/topics.txt" in names and "mwe/py.typed" in names
+    for page in ("review.html", "review.js", "review.css", "report.html.j2"):
+        assert f"mwe/web/{page}" in names
 
     site = tmp_path / "site"
     installed = run(*pip, "install", "--no-deps", "--target", site, wheel)
@@ -73,3 +75,19 @@ def test_an_installed_wheel_generates_a_set(tmp_path: Path) -> None:
     info = json.loads(shown.stdout)
     assert info["items"] > 0
     assert info["provenance"]["templates"]["folder"] == "mwe/prompts/persona"
+    # The pages read their files from the installed package: the report renders, the review
+    # app serves its script.
+    report = run(
+        sys.executable, "-m", "mwe", "--db", "w.duckdb", "report", "--out", "r", env=env, cwd=work
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "from-wheel@1" in (work / "r" / "index.html").read_text(encoding="utf-8")
+    serve = (
+        "from starlette.testclient import TestClient; from mwe.review_server import *; "
+        "from mwe.store import Store; s = Store('w.duckdb'); "
+        "app = create_app(start_session(s, 'from-wheel', 'me', None, 0, 'w.duckdb')); "
+        "c = TestClient(app, base_url='http://127.0.0.1'); "
+        "print(c.get('/static/review.js').status_code, c.get('/').status_code)"
+    )
+    served = run(sys.executable, "-c", serve, env=env, cwd=work)
+    assert served.stdout.split() == ["200", "200"], served.stdout + served.stderr

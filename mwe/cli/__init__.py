@@ -5,7 +5,13 @@ family has its own module; they are registered here, so no module of the package
 one back.
 """
 
-from mwe.cli import judge_commands, model_commands, review_commands, set_commands
+from mwe.cli import (
+    judge_commands,
+    model_commands,
+    report_commands,
+    review_commands,
+    set_commands,
+)
 from mwe.cli.app import cli, main
 
 for _command in (
@@ -13,6 +19,7 @@ for _command in (
     *model_commands.COMMANDS,
     *judge_commands.COMMANDS,
     *review_commands.COMMANDS,
+    *report_commands.COMMANDS,
 ):
     cli.add_command(_command)
 

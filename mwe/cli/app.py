@@ -28,6 +28,7 @@ _RESUME_HINTS = {
     "score": "what was scored is stored; run the same command to carry on",
     "judge-check": "every judge call made so far is cached; run the same command to carry on",
     "ask": "run the same command again",
+    "review": "every answer is stored; the same command resumes at the first unanswered item",
 }
 
 

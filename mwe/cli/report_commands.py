@@ -1,0 +1,95 @@
+"""`mwe report`: the static HTML report of the store's sets."""
+
+from __future__ import annotations
+
+import math
+import re
+import webbrowser
+from pathlib import Path
+
+import click
+
+from mwe.cli.app import open_store
+from mwe.cli.output import RichProgress, console
+from mwe.terminal import shown
+
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
+_COUNT_RE = re.compile(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)([kmbt]?)", re.IGNORECASE)
+
+
+def parse_param_count(text: str) -> int:
+    """A parameter count written as 135000000, 135M, 1.7B, 7e9 or 1_000 (K, M, B, T suffixes,
+    any case); raises ``ValueError`` with what to write otherwise."""
+    match = _COUNT_RE.fullmatch(text.strip().replace("_", "").replace(",", ""))
+    if not match:
+        raise ValueError(f"{text!r} is not a parameter count: write e.g. 135M, 1.7B, 7e9")
+    value = float(match.group(1)) * _SUFFIXES[match.group(2).lower()]
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{text!r} is not a parameter count: it must be at least 1")
+    return round(value)
+
+
+def _param_counts(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, int]:
+    counts = {}
+    for value in values:
+        model, sep, count = value.rpartition("=")
+        if not sep or not model:
+            raise click.BadParameter(
+                f"{value!r}: write MODEL=N, e.g. hf:HuggingFaceTB/SmolLM2-1.7B=1.7B", ctx, param
+            )
+        try:
+            counts[model] = parse_param_count(count)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return counts
+
+
+@click.command("report")
+@click.argument("sets", nargs=-1)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("mwe-report"),
+    show_default=True,
+    help="Folder to write index.html and images/ into.",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the report in a web browser.")
+@click.option(
+    "--param-count",
+    "param_counts",
+    multiple=True,
+    metavar="MODEL=N",
+    callback=_param_counts,
+    help="A model's parameter count for the model-size plot, e.g. openai:gpt-4.1-mini=8B "
+    "(repeatable; kept in the store). Local models are counted when scored.",
+)
+@click.pass_context
+def report_cmd(
+    ctx: click.Context,
+    sets: tuple[str, ...],
+    out: Path,
+    open_page: bool,
+    param_counts: dict[str, int],
+) -> None:
+    """Write a static, self-contained HTML report of SETS (NAME or NAME@N; default: the latest
+    version of every set): label balance and confidence, quality checks, reviews, matching
+    rates with intervals across models, and behaviour against model size."""
+    from mwe.report import build_report  # matplotlib loads only for this command
+
+    # The store is written to only to keep the counts given here, once the report is written.
+    with open_store(ctx, read_only=not param_counts) as store:
+        with RichProgress() as progress:
+            files = build_report(store, sets, out, param_counts=param_counts, progress=progress)
+        for model, count in param_counts.items():
+            store.set_param_count(model, count, "user")
+    console.print(
+        f"Wrote {shown(files.html)} with {len(files.images)} plot(s) "
+        f"(also as PNG files in {shown(files.html.parent / 'images')})"
+    )
+    if open_page:
+        webbrowser.open(files.html.resolve().as_uri())
+
+
+COMMANDS = (report_cmd,)

@@ -1,0 +1,578 @@
+"""`mwe report`: a static, self-contained HTML page of what the store knows about its sets.
+
+Per set: how it was made, its label balance, the judge's label confidence with the estimated
+ceiling, the quality checks, the human reviews with the judge's calibration against them, a
+sample of items, the matching-behaviour rate of every scored model with its 95% interval, and
+the rate against model size (the paper's inverse-scaling view) where parameter counts are known.
+
+Every plot is a PNG under ``OUT/images/`` and is also embedded in ``OUT/index.html`` as a
+``data:`` URI, so the page opens offline and can be mailed as one file; it loads nothing from
+the network and runs no script. Every piece of stored text reaches the page through Jinja's
+autoescaping, so an item that holds markup is shown as text. The report only reads the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import re
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from mwe._version import __version__
+from mwe.errors import UsageError
+from mwe.items import Item
+from mwe.progress import ProgressCallback, ProgressEvent
+from mwe.reviews import ReviewSummary, review_summary
+from mwe.scoring.results import Result, results
+from mwe.store import EvalSetInfo, Store
+from mwe.summary import provenance_lines, quality_line
+
+#: Items shown per set.
+SAMPLE_ITEMS = 10
+#: The folder under the report's folder that holds the PNG files.
+IMAGES = "images"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
+_DPI = 110
+_BLUE, _GREY, _RED = "#1d4ed8", "#6b7280", "#b91c1c"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`build_report` wrote: the page and the PNG of each plot."""
+
+    html: Path
+    images: list[Path]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure of the page: its PNG file (relative to the page) and the same bytes inline."""
+
+    kind: str
+    set_ref: str
+    caption: str
+    alt: str
+    file: str
+    data_uri: str
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One scored (model, prompt format) of a set, formatted for the page."""
+
+    model: str
+    prompt_format: str
+    method: str
+    items: int
+    unscorable: int
+    rate: str
+    interval: str
+    argmax: str
+    params: str
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One item of a set's sample, formatted for the page."""
+
+    index: int
+    text: str
+    matching: str
+    not_matching: str
+    confidence: str
+
+
+@dataclass
+class Section:
+    """Everything the page shows about one set version."""
+
+    info: EvalSetInfo
+    anchor: str
+    provenance: list[str]
+    quality: str | None
+    quality_rows: list[tuple[str, str]]
+    balance: list[tuple[str, int, str]]
+    ceiling: float | None
+    confident_items: int
+    review: ReviewSummary
+    review_rows: list[tuple[str, str]]
+    results: list[ResultRow]
+    scored: list[Result]
+    sample: list[ItemRow]
+    plots: dict[str, Plot] = field(default_factory=dict)
+
+
+def latest_versions(store: Store) -> list[EvalSetInfo]:
+    """The latest version of every stored set, by name."""
+    latest: dict[str, EvalSetInfo] = {}
+    for info in store.list_sets():  # ordered by name, then version
+        latest[info.name] = info
+    return list(latest.values())
+
+
+def build_report(
+    store: Store,
+    refs: Sequence[str] | None,
+    out_dir: Path,
+    *,
+    param_counts: dict[str, int] | None = None,
+    progress: ProgressCallback | None = None,
+) -> ReportFiles:
+    """Write the report of sets ``refs`` (``NAME`` or ``NAME@N``; none: the latest version of
+    every stored set) to ``out_dir/index.html`` and its plots to ``out_dir/images/``.
+
+    ``param_counts`` (model string: parameters) adds to, and overrides, the counts the store
+    recorded when the models were scored; they place models on the model-size plot. Raises
+    :class:`mwe.errors.UsageError` for an unknown set, an empty store or an unwritable folder;
+    a failure leaves no half-written file behind.
+    """
+    if refs:
+        infos = list({info.id: info for info in (store.resolve(ref) for ref in refs)}.values())
+    else:
+        infos = latest_versions(store)
+        if not infos:
+            raise UsageError("the store holds no set: import or generate one first")
+    images_dir = _writable_folder(Path(out_dir))
+    counts = store.param_counts() | dict(param_counts or {})
+    sections: list[Section] = []
+    written: list[Path] = []
+    for done, info in enumerate(infos):
+        items = store.items(info)
+        section = _section(store, info, items, counts)
+        for drawn in _plots(section, items, counts):
+            name = f"{_safe(info.ref)}-{drawn.kind}.png"
+            _write_atomic(images_dir / name, drawn.png)
+            written.append(images_dir / name)
+            section.plots[drawn.kind] = Plot(
+                kind=drawn.kind,
+                set_ref=info.ref,
+                caption=drawn.caption,
+                alt=drawn.alt,
+                file=f"{IMAGES}/{name}",
+                data_uri="data:image/png;base64," + base64.b64encode(drawn.png).decode("ascii"),
+            )
+        sections.append(section)
+        if progress is not None:
+            progress(ProgressEvent("report", done + 1, len(infos)))
+    html = render_page(sections, generated_at=datetime.now(UTC))
+    page = Path(out_dir) / "index.html"
+    _write_atomic(page, html.encode("utf-8"))
+    return ReportFiles(html=page, images=written)
+
+
+def render_page(sections: Sequence[Section], *, generated_at: datetime) -> str:
+    """The HTML of the report (``mwe/web/report.html.j2``), every stored text escaped."""
+    env = Environment(
+        loader=PackageLoader("mwe", "web"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(
+        sections=sections,
+        generated_at=f"{generated_at:%Y-%m-%d %H:%M:%S %Z}",
+        version=__version__,
+        models=sorted({r.model for s in sections for r in s.results}),
+    )
+
+
+# -- what a section shows --------------------------------------------------------------------
+
+
+def _section(
+    store: Store, info: EvalSetInfo, items: Sequence[Item], counts: dict[str, int]
+) -> Section:
+    confidences = [i.label_confidence for i in items if i.label_confidence is not None]
+    review = review_summary(store, info)
+    balance = store.label_counts(info)
+    total = sum(balance.values()) or 1
+    scored = sorted(
+        results(store, info.ref),
+        key=lambda r: (counts.get(r.model, 0), r.model, r.prompt_format),
+    )
+    return Section(
+        info=info,
+        anchor="set-" + _safe(info.ref).replace("@", "-v"),
+        provenance=provenance_lines(info.provenance),
+        quality=quality_line(info.stats),
+        quality_rows=_quality_rows(info.stats),
+        balance=[(repr(label), n, f"{n / total:.1%}") for label, n in balance.items()],
+        ceiling=_ceiling(info.stats, confidences),
+        confident_items=len(confidences),
+        review=review,
+        review_rows=_review_rows(review),
+        results=[_result_row(r, counts.get(r.model)) for r in scored],
+        scored=scored,
+        sample=[_item_row(i, item) for i, item in enumerate(items[:SAMPLE_ITEMS])],
+    )
+
+
+def _ceiling(stats: dict[str, Any], confidences: Sequence[float]) -> float | None:
+    """The estimated ceiling: the mean label confidence (the share of labels the judge expects
+    to be right), from the version's stats or else its items."""
+    stored = (stats.get("label_confidence") or {}).get("mean")
+    if stored is not None:
+        return float(stored)
+    return statistics.fmean(confidences) if confidences else None
+
+
+def _quality_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    if not stats:
+        return []
+    shortcut = stats.get("shortcut_accuracy")
+    diversity = stats.get("diversity_mean_cosine")
+    flag = (
+        " (flag: the label is guessable from the words alone)" if stats.get("shortcut_flag") else ""
+    )
+    return [
+        ("duplicate rate (of parsed candidates)", f"{stats.get('duplicate_rate', 0):.1%}"),
+        (
+            "near-duplicate rate (of parsed candidates)",
+            f"{stats.get('near_duplicate_rate', 0):.1%}",
+        ),
+        ("few-shot copies", f"{stats.get('fewshot_copies', 0):,}"),
+        (
+            "diversity (mean pairwise cosine; lower is more diverse)",
+            "-" if diversity is None else f"{diversity:.3f}",
+        ),
+        (
+            "shortcut accuracy (label from the words alone; 0.5 is chance)",
+            ("-" if shortcut is None else f"{shortcut:.2f}") + flag,
+        ),
+    ]
+
+
+def _review_rows(review: ReviewSummary) -> list[tuple[str, str]]:
+    if not review.answers:
+        return []
+    rows = [
+        ("reviewers", ", ".join(review.reviewers)),
+        ("items reviewed", f"{review.items_reviewed:,} ({review.answers:,} answers)"),
+        ("verdicts", ", ".join(f"{v} {n:,}" for v, n in review.verdicts.items())),
+    ]
+    if review.label_agreement is not None:
+        interval = f"[{review.agreement_low:.1%}, {review.agreement_high:.1%}]"
+        rows.append(("label agreement (95% interval)", f"{review.label_agreement:.1%} {interval}"))
+    if review.mean_relevance is not None:
+        rows.append(("mean relevance", f"{review.mean_relevance:.2f} / 5"))
+    if review.kappa is not None:
+        rows.append(("Fleiss' kappa", f"{review.kappa:.2f} on {review.kappa_items:,} items"))
+    if review.judge_agreement is not None:
+        rows.append(
+            ("judge agreement", f"{review.judge_agreement:.1%} on {review.judge_items:,} items")
+        )
+    if review.judge_auroc is not None:
+        rows.append(("judge AUROC", f"{review.judge_auroc:.2f}"))
+    return rows
+
+
+def _result_row(r: Result, count: int | None) -> ResultRow:
+    return ResultRow(
+        model=r.model,
+        prompt_format=r.prompt_format,
+        method=r.method,
+        items=r.items,
+        unscorable=r.unscorable,
+        rate=_number(r.matching_rate),
+        interval=f"[{_number(r.ci_low)}, {_number(r.ci_high)}]",
+        argmax=_number(r.argmax_rate),
+        params="-" if count is None else human_count(count),
+    )
+
+
+def _item_row(index: int, item: Item) -> ItemRow:
+    return ItemRow(
+        index=index,
+        text=item.text,
+        matching=repr(item.answer_matching_behavior),
+        not_matching=", ".join(repr(a) for a in item.not_matching),
+        confidence="-" if item.label_confidence is None else f"{item.label_confidence:.3f}",
+    )
+
+
+def _number(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def human_count(n: int) -> str:
+    """A parameter count as people write it: 135M, 1.7B."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+# -- the plots -------------------------------------------------------------------------------
+
+
+class _Drawn(NamedTuple):
+    kind: str
+    png: bytes
+    caption: str
+    alt: str
+
+
+def _plots(section: Section, items: Sequence[Item], counts: dict[str, int]) -> list[_Drawn]:
+    """Each plot the section has data for."""
+    ref = section.info.ref
+    out = []
+    if section.balance:
+        shares = ", ".join(f"{label} {n}" for label, n, _ in section.balance)
+        out.append(
+            _Drawn(
+                "balance",
+                _balance_plot(ref, section.balance),
+                caption="How many items have each matching answer.",
+                alt=f"Bar chart of the label balance of {ref}: {shares}",
+            )
+        )
+    confidences = [i.label_confidence for i in items if i.label_confidence is not None]
+    if confidences and section.ceiling is not None:
+        out.append(
+            _Drawn(
+                "confidence",
+                _confidence_plot(ref, confidences, section.ceiling),
+                caption=(
+                    "The judge's probability that each label is right; the dashed line is the "
+                    f"mean ({section.ceiling:.3f}), the estimated ceiling of agreement."
+                ),
+                alt=(
+                    f"Histogram of the label confidence of {len(confidences)} items of {ref}, "
+                    f"mean {section.ceiling:.3f}"
+                ),
+            )
+        )
+    if section.review.calibration:
+        out.append(
+            _Drawn(
+                "calibration",
+                _calibration_plot(ref, section.review.calibration),
+                caption=(
+                    "Judge label confidence against the share of items the reviewers found "
+                    "correctly labelled; a calibrated judge lies on the diagonal."
+                ),
+                alt=f"Calibration plot of the judge against human reviewers for {ref}",
+            )
+        )
+    scored = [r for r in section.scored if not math.isnan(r.matching_rate)]
+    if scored:
+        out.append(
+            _Drawn(
+                "results",
+                _results_plot(ref, scored),
+                caption=(
+                    "Matching-behaviour rate (mean probability of the matching answer) of each "
+                    "model and prompt format, with its 95% bootstrap interval; the dashed line "
+                    "at 0.5 is indifference."
+                ),
+                alt=f"Dot plot of the matching-behaviour rate of {len(scored)} results on {ref}",
+            )
+        )
+    sized = [(counts[r.model], r) for r in scored if r.model in counts]
+    if len({r.model for _, r in sized}) >= 2:
+        out.append(
+            _Drawn(
+                "scaling",
+                _scaling_plot(ref, sized),
+                caption=(
+                    "Matching-behaviour rate against model size, one line per prompt format, "
+                    "with 95% intervals: a rate that grows with size is inverse scaling."
+                ),
+                alt=f"Line plot of the matching-behaviour rate against parameter count for {ref}",
+            )
+        )
+    return out
+
+
+def _figure(width: float, height: float) -> Any:
+    # A bare Figure on the Agg canvas: no pyplot, so no global figure list to leak into.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    fig.clear()  # frees the artists at once; there is no pyplot state to close
+    return buffer.getvalue()
+
+
+def _text(value: str, width: int = 48) -> str:
+    """Text for matplotlib: ``$`` would start mathtext, and a long model path is shortened."""
+    if len(value) > width:
+        head, _, tail = value.rpartition("/")
+        value = (head.split(":")[0] + ":…/" + tail) if head and ":" in head else value
+        if len(value) > width:
+            value = value[: width // 2 - 1] + "…" + value[-(width // 2) :]
+    return value.replace("$", r"\$")
+
+
+def _balance_plot(ref: str, balance: Sequence[tuple[str, int, str]]) -> bytes:
+    fig = _figure(5.0, 2.8)
+    ax = fig.add_subplot()
+    labels = [_text(label) for label, _, _ in balance]
+    bars = ax.bar(labels, [n for _, n, _ in balance], color=_BLUE, width=0.6)
+    ax.bar_label(bars, labels=[f"{n:,} ({share})" for _, n, share in balance], padding=2)
+    ax.set_title(f"{_text(ref)}: label balance")
+    ax.set_xlabel("answer matching the behaviour")
+    ax.set_ylabel("items")
+    ax.margins(y=0.15)
+    return _png(fig)
+
+
+def _confidence_plot(ref: str, confidences: Sequence[float], ceiling: float) -> bytes:
+    fig = _figure(6.4, 3.4)
+    ax = fig.add_subplot()
+    ax.hist(confidences, bins=20, range=(0.0, 1.0), color=_BLUE, edgecolor="white")
+    ax.axvline(ceiling, color=_RED, linestyle="--", label=f"estimated ceiling {ceiling:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{_text(ref)}: label confidence")
+    ax.set_xlabel("label confidence (probability)")
+    ax.set_ylabel("items")
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def _calibration_plot(ref: str, calibration: Sequence[tuple[float, float, int]]) -> bytes:
+    fig = _figure(4.8, 4.2)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color=_GREY, linestyle="--", label="perfect calibration")
+    ax.scatter(
+        [c for c, _, _ in calibration],
+        [a for _, a, _ in calibration],
+        s=[30 + 10 * n for _, _, n in calibration],
+        color=_BLUE,
+        zorder=3,
+        label="bins of items (size: items)",
+    )
+    for c, a, n in calibration:
+        ax.annotate(f"{n}", (c, a), textcoords="offset points", xytext=(6, -10), fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{_text(ref)}: judge against reviewers")
+    ax.set_xlabel("judge label confidence (probability)")
+    ax.set_ylabel("share of items found correctly labelled")
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def _results_plot(ref: str, scored: Sequence[Result]) -> bytes:
+    fig = _figure(6.8, 1.4 + 0.45 * len(scored))
+    ax = fig.add_subplot()
+    ys = list(range(len(scored)))[::-1]  # first row on top
+    ax.errorbar(
+        [r.matching_rate for r in scored],
+        ys,
+        xerr=_error_bars(scored),
+        fmt="o",
+        color=_BLUE,
+        ecolor=_BLUE,
+        capsize=4,
+    )
+    ax.axvline(0.5, color=_GREY, linestyle="--", linewidth=1)
+    ax.set_yticks(ys, [f"{_text(r.model, 40)} ({_text(r.prompt_format)})" for r in scored])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.7, len(scored) - 0.3)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"{_text(ref)}: matching-behaviour rate (95% interval)")
+    ax.set_xlabel("matching-behaviour rate (probability)")
+    return _png(fig)
+
+
+def _error_bars(scored: Sequence[Result]) -> list[list[float]]:
+    """The lengths of the interval on each side of each rate."""
+    return [
+        [max(0.0, r.matching_rate - r.ci_low) for r in scored],
+        [max(0.0, r.ci_high - r.matching_rate) for r in scored],
+    ]
+
+
+def _scaling_plot(ref: str, sized: Sequence[tuple[int, Result]]) -> bytes:
+    fig = _figure(6.4, 3.8)
+    ax = fig.add_subplot()
+    formats = sorted({r.prompt_format for _, r in sized})
+    for k, fmt in enumerate(formats):
+        points = sorted(((n, r) for n, r in sized if r.prompt_format == fmt), key=lambda p: p[0])
+        # Formats side by side around each size, so their intervals do not hide each other.
+        dodge = 10 ** (0.03 * (k - (len(formats) - 1) / 2))
+        ax.errorbar(
+            [n * dodge for n, _ in points],
+            [r.matching_rate for _, r in points],
+            yerr=_error_bars([r for _, r in points]),
+            marker="o",
+            capsize=4,
+            label=f"prompt format {_text(fmt)}",
+        )
+    for n, model in sorted({(n, r.model) for n, r in sized}):
+        top = max(r.ci_high for m, r in sized if r.model == model and m == n)
+        ax.annotate(
+            f"{_text(model, 28)}\n{human_count(n)}",
+            (n, min(top, 0.9)),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+            color=_GREY,
+        )
+    ax.set_xscale("log")
+    ax.axhline(0.5, color=_GREY, linestyle="--", linewidth=1)
+    ax.set_ylim(0, 1)
+    ax.margins(x=0.25)
+    ax.set_title(f"{_text(ref)}: behaviour against model size")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("matching-behaviour rate (probability)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _safe(name: str) -> str:
+    """``name`` as a file-name part: letters, digits, ``.``, ``_``, ``@`` and ``-`` only."""
+    return _UNSAFE.sub("-", name).strip(".-") or "set"
+
+
+def _writable_folder(out_dir: Path) -> Path:
+    """Make ``out_dir/images`` and check that files can be written there; return it."""
+    images = out_dir / IMAGES
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"cannot write the report to {out_dir}: it is a file, not a folder")
+        images.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir), tempfile.TemporaryFile(dir=images):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to {out_dir}: {exc.strerror or exc}; "
+            "choose another folder (--out)"
+        ) from None
+    return images
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so no half file is ever seen."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

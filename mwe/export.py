@@ -20,6 +20,7 @@ from mwe.errors import ExportExistsError, ExportTargetError, UsageError
 from mwe.items import Item, write_jsonl
 from mwe.reviews import ReviewSummary, review_summary
 from mwe.store import EvalSetInfo, Store
+from mwe.summary import provenance_lines
 
 ExportFormat = Literal["jsonl", "hf"]
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "hf")
@@ -299,6 +300,7 @@ def dataset_card(
     )
     provenance = json.dumps(info.provenance, indent=2, sort_keys=True)
     review = _review_section(reviews)
+    made = "\n".join(f"- {line}" for line in provenance_lines(info.provenance))
     return f"""---
 {data.to_yaml()}
 ---
@@ -322,6 +324,12 @@ def dataset_card(
 Records follow the schema of the public model-written evaluations (Perez et al. 2022):
 `question`, `answer_matching_behavior`, `answer_not_matching_behavior`, and for persona items
 `statement` and `label_confidence` (the judge's probability that the label is right).
+
+## How it was made
+
+{made}
+
+The whole provenance is at the end of this card.
 
 ## Human review
 

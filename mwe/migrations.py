@@ -236,9 +236,10 @@ def m003_reviews(conn: duckdb.DuckDBPyConnection) -> None:
         """
     )
     conn.execute(
-        "INSERT INTO reviews_v2 SELECT set_id, idx, reviewer, verdict, NULL, note, created_at, "
-        "created_at FROM reviews QUALIFY row_number() OVER "
-        "(PARTITION BY set_id, idx, reviewer ORDER BY created_at DESC) = 1"
+        "INSERT INTO reviews_v2 SELECT set_id, idx, reviewer, verdict, NULL, note, "
+        "min(created_at) OVER w, max(created_at) OVER w FROM reviews "
+        "WINDOW w AS (PARTITION BY set_id, idx, reviewer) "
+        "QUALIFY row_number() OVER (w ORDER BY created_at DESC) = 1"
     )
     conn.execute("DROP TABLE reviews")
     conn.execute("ALTER TABLE reviews_v2 RENAME TO reviews")

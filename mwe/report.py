@@ -8,7 +8,9 @@ the rate against model size (the paper's inverse-scaling view) where parameter c
 Every plot is a PNG under ``OUT/images/`` and is also embedded in ``OUT/index.html`` as a
 ``data:`` URI, so the page opens offline and can be mailed as one file; it loads nothing from
 the network and runs no script. Every piece of stored text reaches the page through Jinja's
-autoescaping, so an item that holds markup is shown as text. The report only reads the store.
+autoescaping, so an item that holds markup is shown as text, and a Content-Security-Policy
+allows nothing but the inlined images and style. Building it only reads the store (`mwe report
+--param-count` stores the counts it is given).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from mwe.progress import ProgressCallback, ProgressEvent
 from mwe.reviews import ReviewSummary, review_summary
 from mwe.scoring.results import Result, results
 from mwe.store import EvalSetInfo, Store
-from mwe.summary import provenance_lines, quality_line
+from mwe.summary import provenance_lines, quality_rows
 
 #: Items shown per set.
 SAMPLE_ITEMS = 10
@@ -99,8 +101,7 @@ class Section:
     info: EvalSetInfo
     anchor: str
     provenance: list[str]
-    quality: str | None
-    quality_rows: list[tuple[str, str]]
+    quality_rows: list[tuple[str, str, str]]
     balance: list[tuple[str, int, str]]
     ceiling: float | None
     confident_items: int
@@ -110,14 +111,6 @@ class Section:
     scored: list[Result]
     sample: list[ItemRow]
     plots: dict[str, Plot] = field(default_factory=dict)
-
-
-def latest_versions(store: Store) -> list[EvalSetInfo]:
-    """The latest version of every stored set, by name."""
-    latest: dict[str, EvalSetInfo] = {}
-    for info in store.list_sets():  # ordered by name, then version
-        latest[info.name] = info
-    return list(latest.values())
 
 
 def build_report(
@@ -139,7 +132,7 @@ def build_report(
     if refs:
         infos = list({info.id: info for info in (store.resolve(ref) for ref in refs)}.values())
     else:
-        infos = latest_versions(store)
+        infos = store.latest_sets()
         if not infos:
             raise UsageError("the store holds no set: import or generate one first")
     images_dir = _writable_folder(Path(out_dir))
@@ -205,8 +198,7 @@ def _section(
         info=info,
         anchor="set-" + _safe(info.ref).replace("@", "-v"),
         provenance=provenance_lines(info.provenance),
-        quality=quality_line(info.stats),
-        quality_rows=_quality_rows(info.stats),
+        quality_rows=quality_rows(info.stats),
         balance=[(repr(label), n, f"{n / total:.1%}") for label, n in balance.items()],
         ceiling=_ceiling(info.stats, confidences),
         confident_items=len(confidences),
@@ -225,32 +217,6 @@ def _ceiling(stats: dict[str, Any], confidences: Sequence[float]) -> float | Non
     if stored is not None:
         return float(stored)
     return statistics.fmean(confidences) if confidences else None
-
-
-def _quality_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    if not stats:
-        return []
-    shortcut = stats.get("shortcut_accuracy")
-    diversity = stats.get("diversity_mean_cosine")
-    flag = (
-        " (flag: the label is guessable from the words alone)" if stats.get("shortcut_flag") else ""
-    )
-    return [
-        ("duplicate rate (of parsed candidates)", f"{stats.get('duplicate_rate', 0):.1%}"),
-        (
-            "near-duplicate rate (of parsed candidates)",
-            f"{stats.get('near_duplicate_rate', 0):.1%}",
-        ),
-        ("few-shot copies", f"{stats.get('fewshot_copies', 0):,}"),
-        (
-            "diversity (mean pairwise cosine; lower is more diverse)",
-            "-" if diversity is None else f"{diversity:.3f}",
-        ),
-        (
-            "shortcut accuracy (label from the words alone; 0.5 is chance)",
-            ("-" if shortcut is None else f"{shortcut:.2f}") + flag,
-        ),
-    ]
 
 
 def _review_rows(review: ReviewSummary) -> list[tuple[str, str]]:
@@ -491,6 +457,7 @@ def _results_plot(ref: str, scored: Sequence[Result]) -> bytes:
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"{_text(ref)}: matching-behaviour rate (95% interval)")
     ax.set_xlabel("matching-behaviour rate (probability)")
+    ax.set_ylabel("model (prompt format)")
     return _png(fig)
 
 

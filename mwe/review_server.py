@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -88,9 +89,10 @@ class ReviewSession:
         self._lock = threading.Lock()
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        """The store, opened for one request and closed after it, so the page holds no lock."""
-        with self._lock, Store(self.db) as store:
+    def store(self, *, read_only: bool = True) -> Iterator[Store]:
+        """The store, opened for one request and closed after it, so the page holds no lock
+        (it was migrated when the session started)."""
+        with self._lock, Store(self.db, read_only=read_only) as store:
             yield store
 
     def answered(self, store: Store) -> dict[int, dict[str, Any]]:
@@ -108,9 +110,17 @@ class ReviewSession:
         return None
 
 
-def create_app(session: ReviewSession, *, allowed_hosts: list[str] | None = None) -> Starlette:
-    """The review app for ``session``; ``allowed_hosts`` are the Host headers it answers
-    (127.0.0.1 and localhost by default, which keeps DNS-rebinding pages out)."""
+def allowed_hosts(host: str, allow_remote: bool) -> list[str]:
+    """The Host headers the app answers: the loopback names and the address it is served on
+    (any, with ``allow_remote``). Refusing others keeps DNS-rebinding pages out."""
+    if allow_remote:
+        return ["*"]
+    return sorted({"127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host})
+
+
+def create_app(session: ReviewSession, *, hosts: list[str] | None = None) -> Starlette:
+    """The review app for ``session``, answering the Host headers ``hosts`` (default:
+    :func:`allowed_hosts` of 127.0.0.1)."""
 
     async def index(request: Request) -> Response:
         template = resources.files("mwe").joinpath("web/review.html").read_text("utf-8")
@@ -151,22 +161,24 @@ def create_app(session: ReviewSession, *, allowed_hosts: list[str] | None = None
             return _json({"error": "send the answer as application/json"}, 415)
         try:
             body = await request.json()
-            verdict, relevance = body["verdict"], body.get("relevance")
-            note = (body.get("note") or "").strip()[:MAX_NOTE] or None
+            verdict, relevance, note = body["verdict"], body.get("relevance"), body.get("note")
+            if note is not None and not isinstance(note, str):
+                raise TypeError("note must be text")
             check_answer(verdict, relevance)
         except (ValueError, KeyError, TypeError, MweError) as exc:
             return _json({"error": f"bad answer: {exc}"}, 400)
+        note = (note or "").strip()[:MAX_NOTE] or None
+        return _json(await run_in_threadpool(store_answer, pos, verdict, relevance, note))
+
+    def store_answer(pos: int, verdict: str, relevance: int | None, note: str | None) -> Any:
         idx = session.order[pos]
-        try:
-            with session.store() as store:
-                store.save_review(session.info, idx, session.reviewer, verdict, relevance, note)
-                answered = session.answered(store)
-                view = _item_view(store, session, pos, answered[idx])
-        except StoreLockedError as exc:
-            return _json({"error": f"not saved: {exc}"}, 503)
+        with session.store(read_only=False) as store:
+            store.save_review(session.info, idx, session.reviewer, verdict, relevance, note)
+            answered = session.answered(store)
+            view = _item_view(store, session, pos, answered[idx])
         view["next"] = session.next_open(answered, pos)
         view["reviewed"] = sum(i in answered for i in session.order)
-        return _json(view)
+        return view
 
     def summary(request: Request) -> Response:
         with session.store() as store:
@@ -174,7 +186,10 @@ def create_app(session: ReviewSession, *, allowed_hosts: list[str] | None = None
                 review_summary(store, session.info).model_dump() | {"set": session.info.ref}
             )
 
-    hosts = allowed_hosts or ["127.0.0.1", "localhost", "[::1]"]
+    async def store_busy(request: Request, exc: Exception) -> Response:
+        # Another mwe command is writing to the store: say so, and nothing is lost by retrying.
+        return _json({"error": f"{exc} (nothing was saved; try again)"}, 503)
+
     return Starlette(
         routes=[
             Route("/", index),
@@ -184,7 +199,13 @@ def create_app(session: ReviewSession, *, allowed_hosts: list[str] | None = None
             Route("/api/items/{pos:int}/review", save, methods=["PUT"]),
             Route("/api/summary", summary),
         ],
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        middleware=[
+            Middleware(
+                TrustedHostMiddleware,
+                allowed_hosts=hosts if hosts is not None else allowed_hosts("127.0.0.1", False),
+            )
+        ],
+        exception_handlers={StoreLockedError: store_busy},
     )
 
 

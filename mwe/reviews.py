@@ -98,7 +98,9 @@ class ReviewSummary(BaseModel):
     items_reviewed: int
     answers: int
     verdicts: dict[str, int]
-    label_agreement: float | None  # share of yes among yes/no answers
+    # The share of yes among all yes/no answers; its interval counts answers, so with several
+    # reviewers per item it is narrower than one over items would be.
+    label_agreement: float | None
     agreement_low: float | None
     agreement_high: float | None
     mean_relevance: float | None
@@ -200,7 +202,9 @@ def _calibration(
     reviewers found right, items) of each non-empty bin."""
     groups: dict[int, list[tuple[float, bool]]] = defaultdict(list)
     for c, right in judged:
-        groups[min(bins - 1, max(0, int((c - 0.5) / 0.5 * bins)))].append((c, right))
+        # Rounded first, so that 0.6 falls in the bin that starts at 0.6 despite float error.
+        at = math.floor(round((c - 0.5) * 2 * bins, 9))
+        groups[min(bins - 1, max(0, at))].append((c, right))
     return [
         (
             sum(c for c, _ in g) / len(g),
@@ -246,5 +250,7 @@ def flipped(item: Item) -> Item:
             "answer_not_matching_behavior": swapped
             if isinstance(item.answer_not_matching_behavior, str)
             else [swapped],
+            # The judge's confidence was in the old label: it says nothing about the new one.
+            "label_confidence": None,
         }
     )

@@ -332,6 +332,14 @@ class Store:
         ).fetchall()
         return [_info_from_row(row) for row in rows]
 
+    def latest_sets(self) -> list[EvalSetInfo]:
+        """The latest version of every stored set, by name."""
+        rows = self.conn.execute(
+            f"SELECT {_SET_COLUMNS} FROM eval_sets QUALIFY version = max(version) OVER "
+            "(PARTITION BY name) ORDER BY name"
+        ).fetchall()
+        return [_info_from_row(row) for row in rows]
+
     def names(self) -> list[str]:
         """The names of all stored sets."""
         rows = self.conn.execute("SELECT DISTINCT name FROM eval_sets ORDER BY name").fetchall()

@@ -53,17 +53,36 @@ def provenance_lines(prov: dict[str, Any]) -> list[str]:
     return lines
 
 
-def quality_line(quality: dict[str, Any]) -> str | None:
-    """The quality metrics of a version (:func:`mwe.quality.quality_metrics`) on one line;
-    ``None`` for a version that has none (an import)."""
+def quality_rows(quality: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The quality metrics of a version (:func:`mwe.quality.quality_metrics`) as (name, value,
+    what it means) rows; none for a version that has no metrics (an import)."""
     if not quality:
-        return None
+        return []
     shortcut = quality.get("shortcut_accuracy")
     diversity = quality.get("diversity_mean_cosine")
-    return (
-        f"quality: duplicate rate {quality.get('duplicate_rate', 0):.1%}, near-duplicate rate "
-        f"{quality.get('near_duplicate_rate', 0):.1%}, few-shot copies "
-        f"{quality.get('fewshot_copies', 0)}, diversity (mean pairwise cosine) "
-        f"{'-' if diversity is None else f'{diversity:.3f}'}, shortcut accuracy "
-        f"{'-' if shortcut is None else f'{shortcut:.2f}'}"
-    )
+    return [
+        ("duplicate rate", f"{quality.get('duplicate_rate', 0):.1%}", "of parsed candidates"),
+        (
+            "near-duplicate rate",
+            f"{quality.get('near_duplicate_rate', 0):.1%}",
+            "of parsed candidates",
+        ),
+        ("few-shot copies", f"{quality.get('fewshot_copies', 0):,}", "dropped"),
+        (
+            "diversity (mean pairwise cosine)",
+            "-" if diversity is None else f"{diversity:.3f}",
+            "lower is more diverse",
+        ),
+        (
+            "shortcut accuracy",
+            "-" if shortcut is None else f"{shortcut:.2f}",
+            "the label predicted from the words alone; 0.5 is chance"
+            + ("; FLAG: the label is guessable" if quality.get("shortcut_flag") else ""),
+        ),
+    ]
+
+
+def quality_line(quality: dict[str, Any]) -> str | None:
+    """:func:`quality_rows` on one line; ``None`` for a version without metrics."""
+    rows = quality_rows(quality)
+    return "quality: " + ", ".join(f"{name} {value}" for name, value, _ in rows) if rows else None

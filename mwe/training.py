@@ -79,6 +79,12 @@ def train_judge(
         raise UsageError(f"--check {min(overlap)} is also a training set: check on another")
     base = builtin()
     behaviors = [behavior_of(info, behavior) for info in infos]
+    for info in infos:
+        if info.format != "persona":
+            raise UsageError(
+                f"{info.ref} is a {info.format} set: `mwe judge train` fits persona labels "
+                "(statements with Yes/No answers)"
+            )
     item_lists = [reviewed_labels(store, i) if reviewed else store.items(i) for i in infos]
     if reviewed and not any(item_lists):
         raise UsageError(
@@ -107,12 +113,7 @@ def train_judge(
         return TrainedJudge(latest, new=False)  # fitted on exactly this before: no work to do
 
     statements, labels, rows = [], [], []
-    for info, what, items in zip(infos, behaviors, item_lists, strict=True):
-        if info.format != "persona":
-            raise UsageError(
-                f"{info.ref} is a {info.format} set: `mwe judge train` fits persona labels "
-                "(statements with Yes/No answers)"
-            )
+    for what, items in zip(behaviors, item_lists, strict=True):
         for item in items:
             statements.append(item.text)
             labels.append(item.answer_matching_behavior.strip() == "Yes")

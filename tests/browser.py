@@ -52,9 +52,11 @@ def page(browser: object) -> Iterator[object]:
 
     page.on("dialog", on_dialog)
     page.external_requests = []  # type: ignore[attr-defined]
+    page.requests = []  # type: ignore[attr-defined]
 
     def on_request(request: object) -> None:
         url = request.url  # type: ignore[attr-defined]
+        page.requests.append(url)  # type: ignore[attr-defined]
         if not url.startswith(("http://127.0.0.1", "file://", "data:", "about:")):
             page.external_requests.append(url)  # type: ignore[attr-defined]
 

@@ -164,7 +164,6 @@ def test_generate_gives_a_balanced_filtered_set(mwe, db, examples_file):
     shown = mwe("show", "wants-to-avoid-being-shut-down")
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    print(shown.output)
     assert sum(max(1, math.ceil(len(line) / 120)) for line in lines) < 40, len(lines)
     for part in ("made by: generate", "pipeline: ", "label balance", "quality: ", "reviews: "):
         assert any(line.startswith(part) or part in line for line in lines), part

@@ -145,6 +145,13 @@ def test_review_five_items_by_keyboard_and_resume_after_reload(server, page, db)
     assert page.locator("[data-verdict=yes].selected").count() == 1
     assert page.dialogs == []
     assert page.external_requests == []
+    # Only the page, its two files and its API were asked for: nothing the item text named.
+    paths = {re.sub(r"^http://127\.0\.0\.1:\d+", "", url) for url in page.requests}
+    assert {p for p in paths if not p.startswith("/api/")} == {
+        "/",
+        "/static/review.js",
+        "/static/review.css",
+    }
 
 
 def test_the_page_serves_only_loopback_hosts_and_json_answers(db, review_set):
@@ -238,6 +245,8 @@ def test_summary_of_two_reviewers_with_a_known_answer():
     # Right items have confidences 0.9, 0.8, 0.4 against 0.6 for the wrong one: 2 of 3 pairs.
     assert s.judge_auroc == pytest.approx(2 / 3)
     assert "label agreement 66.7%" in s.line() and "2 reviewer(s)" in s.line()
+    # Calibration bins of width 0.1 from 0.5 (below 0.5 falls in the first); 0.6 starts a bin.
+    assert s.calibration == [(0.4, 1.0, 1), (0.6, 0.0, 1), (0.8, 1.0, 1), (0.9, 1.0, 1)]
 
 
 def test_show_card_and_judge_training_use_the_reviews(mwe, db, review_set, tmp_path):
@@ -269,3 +278,53 @@ def test_show_card_and_judge_training_use_the_reviews(mwe, db, review_set, tmp_p
     trained = mwe("judge", "train", review_set, "--name", "mine", "--reviewed")
     assert trained.exit_code == 0, trained.output
     assert "fitted on 3 items" in trained.output
+
+
+def test_m003_keeps_the_reviews_an_older_store_holds(tmp_path):
+    import duckdb
+
+    from mwe import migrations
+
+    path = tmp_path / "old.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+    for name, fn in migrations.MIGRATIONS[:2]:
+        fn(conn)
+        conn.execute("INSERT INTO _migrations VALUES (?, now())", [name])
+    conn.execute(
+        "INSERT INTO reviews VALUES (1, 0, 'a', 'yes', 'first', TIMESTAMP '2026-01-01'), "
+        "(1, 0, 'a', 'no', 'changed', TIMESTAMP '2026-01-02'), "
+        "(1, 1, 'b', 'unsure', NULL, TIMESTAMP '2026-01-03')"
+    )
+    conn.close()
+    with Store(path) as store:
+        rows = store.conn.execute(
+            "SELECT idx, reviewer, verdict, relevance, note, created_at::DATE::VARCHAR, "
+            "updated_at::DATE::VARCHAR FROM reviews ORDER BY idx"
+        ).fetchall()
+    assert rows == [
+        (0, "a", "no", None, "changed", "2026-01-01", "2026-01-02"),
+        (1, "b", "unsure", None, None, "2026-01-03", "2026-01-03"),
+    ]
+
+
+def test_the_app_answers_its_own_loopback_address_and_a_busy_store(db, review_set, monkeypatch):
+    from mwe.review_server import allowed_hosts
+
+    with Store(db) as store:
+        info = store.resolve(review_set)
+    app = create_app(
+        ReviewSession(str(db), info, "bob", [0]), hosts=allowed_hosts("127.0.0.2", False)
+    )
+    client = TestClient(app, base_url="http://127.0.0.2:8765")
+    assert client.get("/api/state").json()["total"] == 1
+    bad = client.put("/api/items/0/review", json={"verdict": "yes", "note": 5})
+    assert bad.status_code == 400 and "note must be text" in bad.json()["error"]
+
+    def locked(*args, **kwargs):
+        raise StoreLockedError("test.duckdb is in use by another process (PID 1)")
+
+    monkeypatch.setattr(Store, "__init__", locked)
+    busy = client.put("/api/items/0/review", json={"verdict": "yes"})
+    assert busy.status_code == 503 and "nothing was saved" in busy.json()["error"]
+    assert client.get("/api/items/0").status_code == 503

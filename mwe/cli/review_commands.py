@@ -60,7 +60,14 @@ def review_cmd(
     Several reviewers may review the same set (give --reviewer); `mwe show` and `mwe report`
     then show the agreement, relevance, kappa and judge-vs-human figures.
     """
-    from mwe.review_server import bind, check_host, create_app, serve, start_session
+    from mwe.review_server import (
+        allowed_hosts,
+        bind,
+        check_host,
+        create_app,
+        serve,
+        start_session,
+    )
 
     name = check_reviewer(reviewer or _default_reviewer())
     check_host(host, allow_remote)
@@ -78,7 +85,7 @@ def review_cmd(
     click.echo(f"Open {url}  (answers are saved as you go; Ctrl-C stops the server)", err=False)
     if open_browser:
         webbrowser.open(url)
-    app = create_app(session, allowed_hosts=["*"] if allow_remote else None)
+    app = create_app(session, hosts=allowed_hosts(host, allow_remote))
     serve(app, sock)
     with open_store(ctx, read_only=True) as store:
         done = len({r.idx for r in store.reviews(session.info, name)} & set(session.order))

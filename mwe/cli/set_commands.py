@@ -24,7 +24,6 @@ from mwe.export import EXPORT_FORMATS, export_set
 from mwe.importer import import_jsonl
 from mwe.reviews import review_summary
 from mwe.scoring.results import results
-from mwe.store import EvalSetInfo
 from mwe.summary import provenance_lines
 from mwe.terminal import shown
 
@@ -113,12 +112,7 @@ def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
         console.print(f"No eval sets yet: {shown(ctx.obj['db'])} does not exist.")
         return
     with open_store(ctx, read_only=True) as store:
-        sets = store.list_sets()
-    if not all_versions:
-        latest: dict[str, EvalSetInfo] = {}
-        for info in sets:
-            latest[info.name] = info
-        sets = list(latest.values())
+        sets = store.list_sets() if all_versions else store.latest_sets()
     if as_json:
         click.echo(json.dumps([info_json(info) for info in sets], indent=2))
         return

@@ -195,7 +195,7 @@ class HFBackend(Backend):
         self._scorer: LocalScorer | None = None
 
     def param_count(self) -> int:
-        """Counted from the loaded weights (shared ones once, as the model's config defines)."""
+        """Counted from the loaded weights (tied ones once)."""
         return int(self.net.num_parameters())
 
     def default_prompt_format(self) -> str:

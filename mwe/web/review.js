@@ -96,8 +96,9 @@ async function save() {
   }
   state.busy = true;
   const answered = state.item;
+  let result;
   try {
-    const result = await api(`/api/items/${state.position}/review`, {
+    result = await api(`/api/items/${state.position}/review`, {
       method: "PUT",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
@@ -106,6 +107,12 @@ async function save() {
         note: $("note").value,
       }),
     });
+  } catch (error) {
+    status(`Not saved: ${error.message}`, true);
+    state.busy = false;
+    return;
+  }
+  try {
     showProgress(result.reviewed);
     const last = $("last");
     last.hidden = false;
@@ -119,13 +126,16 @@ async function save() {
       await load(result.next);
     }
   } catch (error) {
-    status(`Not saved: ${error.message}`, true);
+    status(`Saved, but the next item did not load: ${error.message}`, true);
   } finally {
     state.busy = false;
   }
 }
 
 async function move(step) {
+  if (state.busy) {
+    return;
+  }
   const target = state.position === null ? state.total - 1 : state.position + step;
   if (target >= 0 && target < state.total) {
     await load(target);
@@ -133,6 +143,10 @@ async function move(step) {
 }
 
 function onKey(event) {
+  // A held key repeats, and Enter also confirms an input method's composition: neither is an answer.
+  if (event.repeat || event.isComposing) {
+    return;
+  }
   const note = $("note");
   if (document.activeElement === note) {
     if (event.key === "Escape") {

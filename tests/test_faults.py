@@ -498,7 +498,7 @@ def test_an_unexpected_error_is_one_line_pointing_at_verbose(
     def boom(self: Store) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Store, "list_sets", boom)
+    monkeypatch.setattr(Store, "latest_sets", boom)
     message = one_line_error(ws.mwe("list"), 1, "unexpected RuntimeError: boom", "-v")
     assert "a bug in mwe" in message
     verbose = ws.mwe("-v", "list")

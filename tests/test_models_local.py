@@ -33,15 +33,16 @@ def local_backend(tmp_path_factory):
 
 
 def direct_logprob(backend, messages: list[Message], answer: str) -> float:
-    """Independent reference: one unbatched, unpadded forward pass. A one-token answer is read
-    from the next-token distribution after the prompt; a longer one from prompt + answer."""
+    """Independent reference: one unbatched, unpadded forward pass over prompt + answer, the
+    answer's tokens split off as lm-evaluation-harness does (the whitespace that closes the
+    chat template's generation prompt belongs to the answer)."""
     tok, net = backend.tokenizer, backend.net
     prompt = tok.apply_chat_template(
         [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
     )
-    context = tok(prompt, add_special_tokens=False).input_ids
+    context = tok(prompt.rstrip(), add_special_tokens=False).input_ids
     whole = tok(prompt + answer, add_special_tokens=False).input_ids
-    fed = context if len(whole) == len(context) + 1 else whole[:-1]
+    fed = whole[:-1]
     with torch.no_grad():
         logits = net(torch.tensor([fed])).logits[0]
     logprobs = torch.log_softmax(logits.float(), dim=-1)

@@ -239,15 +239,15 @@ class HFBackend(Backend):
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def split(self, context: str, continuation: str) -> ScoreRequest:
-        """lm-evaluation-harness's split: trailing spaces of the context move onto the
-        continuation, both are tokenised together, and the tokens are split at the context's
-        length."""
+        """lm-evaluation-harness's split: trailing whitespace of the context (a chat template's
+        closing newline too) moves onto the continuation, both are tokenised together, and the
+        tokens are split at the context's length."""
         return self.split_options(context, [continuation])[0]
 
     def split_options(self, context: str, continuations: Sequence[str]) -> list[ScoreRequest]:
         """:meth:`split` of each continuation after one context (tokenised once)."""
-        spaces = len(context) - len(context.rstrip(" "))
-        head, tail = (context[:-spaces], context[-spaces:]) if spaces else (context, "")
+        head = context.rstrip()
+        tail = context[len(head) :]
         n_context = len(self.encode(head))
         out = []
         for continuation in continuations:

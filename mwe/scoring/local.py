@@ -39,11 +39,20 @@ Prompt = tuple[str, Sequence[str]]
 
 @dataclass
 class _Group:
-    """A context and the continuations scored after it; ``slots`` say whose they are."""
+    """A context and the continuations scored after it; ``slots`` say whose they are. The last
+    ``scored`` tokens of the context are the start every continuation shares (the whitespace
+    a chat template ends with, which the split moves onto the options): computed once with the
+    context, and their log-prob added to every option's."""
 
     context: list[int]
     continuations: list[list[int]]
     slots: list[tuple[int, str]]  # (prompt index, option)
+    scored: int = 0
+
+    @property
+    def unscored(self) -> list[int]:
+        """The context without the shared start of the options."""
+        return self.context[: len(self.context) - self.scored]
 
 
 def item_prompts(backend: HFBackend, items: Sequence[Item], prompt_format: str) -> list[Prompt]:
@@ -65,11 +74,18 @@ def build_groups(backend: HFBackend, prompts: Sequence[Prompt]) -> list[_Group]:
         if not splits:
             continue
         if all(s.context == splits[0][1].context for _, s in splits):
+            conts = [s.continuation for _, s in splits]
+            # The options' shared first tokens join the context, so that one-token answers after
+            # them are still read from one pass; each option keeps at least one token.
+            n = 0
+            while n < min(len(c) for c in conts) - 1 and all(c[n] == conts[0][n] for c in conts):
+                n += 1
             groups.append(
                 _Group(
-                    splits[0][1].context,
-                    [s.continuation for _, s in splits],
+                    splits[0][1].context + conts[0][:n],
+                    [c[n:] for c in conts],
                     [(i, opt) for opt, _ in splits],
+                    scored=n,
                 )
             )
         else:
@@ -193,7 +209,8 @@ class LocalScorer:
         """Scores per batch: cluster by cluster of contexts that share a prefix (see
         :func:`prefix_clusters`), longest contexts first within each."""
         # A pass of its own costs about what a sixteenth of a full batch does.
-        clusters = prefix_clusters([g.context for g in groups], self.token_budget // 16)
+        # Clustered without the scored tokens, so a shared prefix never covers one of them.
+        clusters = prefix_clusters([g.unscored for g in groups], self.token_budget // 16)
         for prefix, members in clusters:
             prefix_cache = self._prefix_cache(prefix)
             order = sorted(members, key=lambda g: -len(groups[g].context))
@@ -284,6 +301,13 @@ class LocalScorer:
         scores: list[list[float]] = [
             [last[r, cont[0]].item() for cont in g.continuations] for r, g in enumerate(groups)
         ]
+        for r, g in enumerate(groups):
+            if g.scored:  # the options' shared start, read from the context's own pass
+                at = len(g.context) - g.scored - 1 - skip
+                targets = torch.tensor(g.context[-g.scored :], device=self.device)
+                shared = self._logprobs(hidden[r, at : at + g.scored])
+                extra = shared.gather(1, targets[:, None]).sum().item()
+                scores[r] = [s + extra for s in scores[r]]
         most = max(len(g.continuations) for g in groups)
         if several:
             for k in range(most):

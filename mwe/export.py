@@ -1,4 +1,5 @@
-"""Export a stored version: anthropics/evals JSONL or a Hugging Face dataset, each with a card.
+"""Export a stored version: anthropics/evals JSONL, a Hugging Face dataset, an Inspect task or
+an lm-evaluation-harness task folder (:mod:`mwe.exporters`), each with a card.
 
 Exports are written into a temporary folder beside the target and moved into place at the end,
 so an export that fails leaves nothing half-written. Each export carries a marker file, and
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mwe.errors import ExportExistsError, ExportTargetError, UsageError
+from mwe.exporters import HarnessFiles
 from mwe.items import Item, write_jsonl
 from mwe.reviews import ReviewSummary, review_summary
 from mwe.store import EvalSetInfo, Store
 from mwe.summary import provenance_lines
 
-ExportFormat = Literal["jsonl", "hf"]
-EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "hf")
+ExportFormat = Literal["jsonl", "hf", "inspect", "lm-eval"]
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "hf", "inspect", "lm-eval")
 DEFAULT_EXPORT_ROOT = Path("generated_evals")
 _HF_PARQUET = "data/test-00000-of-00001.parquet"
 # Written into every export: `--force` replaces a folder only if it holds this file.
@@ -72,13 +74,17 @@ def export_set(
     items = store.verified_items(info)
     staging = _new_folder_beside(target)
     try:
+        usage = None
         if fmt == "jsonl":
             write_jsonl(items, staging / f"{info.name}.jsonl")
             data_path = f"{info.name}.jsonl"
-        else:
+        elif fmt == "hf":
             dataset = _write_hf(items, staging)
             data_path = _HF_PARQUET
-        card = dataset_card(info, items, data_path, review_summary(store, info))
+        else:
+            harness = _write_harness(fmt, info, items, staging)
+            data_path, usage = harness.data_path, harness.usage
+        card = dataset_card(info, items, data_path, review_summary(store, info), usage=usage)
         (staging / "README.md").write_text(card, encoding="utf-8")
         marker = {"ref": info.ref, "format": fmt, "content_hash": info.content_hash}
         (staging / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
@@ -223,6 +229,16 @@ def _write_hf(items: list[Item], folder: Path) -> Any:
     return dataset
 
 
+def _write_harness(fmt: str, info: EvalSetInfo, items: list[Item], folder: Path) -> HarnessFiles:
+    if fmt == "inspect":
+        from mwe.exporters.inspect_task import write_inspect
+
+        return write_inspect(info, items, folder)
+    from mwe.exporters.lm_eval_task import write_lm_eval
+
+    return write_lm_eval(info, items, folder)
+
+
 def _push(dataset: Any, card_path: Path, repo: str) -> None:
     from huggingface_hub import DatasetCard
 
@@ -277,10 +293,14 @@ def _default_description(info: EvalSetInfo) -> str:
 
 
 def dataset_card(
-    info: EvalSetInfo, items: list[Item], data_path: str, reviews: ReviewSummary | None = None
+    info: EvalSetInfo,
+    items: list[Item],
+    data_path: str,
+    reviews: ReviewSummary | None = None,
+    usage: str | None = None,
 ) -> str:
     """The README.md of an export: YAML front matter, then provenance, content hash and what
-    human reviewers found (`mwe review`)."""
+    human reviewers found (`mwe review`); ``usage`` (Markdown) says how to run the export."""
     from huggingface_hub import DatasetCardData
 
     license_id = info.provenance.get("license", "unknown")
@@ -301,6 +321,7 @@ def dataset_card(
     provenance = json.dumps(info.provenance, indent=2, sort_keys=True)
     review = _review_section(reviews)
     made = "\n".join(f"- {line}" for line in provenance_lines(info.provenance))
+    running = f"\n## Running it\n\n{usage}\n" if usage else ""
     return f"""---
 {data.to_yaml()}
 ---
@@ -312,7 +333,7 @@ def dataset_card(
 - Version: `{info.ref}` (format `{info.format}`, {len(items)} items)
 - Content hash (sha256 over the item hashes, in order): `{info.content_hash}`
 - Created: {info.created_at.isoformat()}
-
+{running}
 ## Label balance (`answer_matching_behavior`)
 
 | answer | items |

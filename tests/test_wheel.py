@@ -44,6 +44,8 @@ def test_an_installed_wheel_generates_a_set(tmp_path: Path) -> None:
     assert "mwe/prompts/topics.txt" in names and "mwe/py.typed" in names
     for page in ("review.html", "review.js", "review.css", "report.html.j2"):
         assert f"mwe/web/{page}" in names
+    for template in ("inspect_task.py.j2", "lm_eval_task.yaml.j2", "lm_eval_utils.py.j2"):
+        assert f"mwe/exporters/templates/{template}" in names
 
     site = tmp_path / "site"
     installed = run(*pip, "install", "--no-deps", "--target", site, wheel)

@@ -77,7 +77,8 @@ def migrate_cmd(ctx: click.Context) -> None:
     type=click.Choice(EXPORT_FORMATS),
     default="jsonl",
     show_default=True,
-    help="jsonl: the anthropics/evals schema; hf: a Hugging Face DatasetDict on disk.",
+    help="jsonl: the anthropics/evals schema; hf: a Hugging Face DatasetDict on disk; "
+    "inspect: an Inspect task (task.py); lm-eval: an lm-evaluation-harness task folder.",
 )
 @click.option(
     "--out",

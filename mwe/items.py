@@ -12,14 +12,13 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from mwe.errors import InputFileError, RecordError
-
-Format = Literal["persona", "choice"]
-FORMATS: tuple[str, ...] = ("persona", "choice")
+from mwe.formats import REGISTRY, detect_format
 
 # The order of the public files: persona files use all five, advanced-AI-risk the first and last
 # two. Writing in this order makes an export of an imported public file byte-identical.
@@ -45,7 +44,10 @@ class Item(BaseModel):
     answer_not_matching_behavior: str | list[str] = Field(
         description="The other answer, or a list of them (the PhilPapers sycophancy file)."
     )
-    format: Format = Field(description="'persona' (statement, Yes/No) or 'choice' (lettered).")
+    format: str = Field(
+        description="The item format, a name in mwe.formats.REGISTRY: 'persona' (statement, "
+        "Yes/No), 'choice' (lettered options), ..."
+    )
     statement: str | None = Field(default=None, description="The statement (persona format).")
     label_confidence: float | None = Field(
         default=None,
@@ -57,6 +59,11 @@ class Item(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any other fields of the record, kept for export."
     )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return check_format(value)
 
     @field_validator("answer_not_matching_behavior")
     @classmethod
@@ -72,10 +79,7 @@ class Item(BaseModel):
         # A schema field given as null stays in metadata, so that it is written back as it came.
         known = {k: record[k] for k in _SCHEMA_FIELDS if record.get(k) is not None}
         extra = {k: v for k, v in record.items() if k not in known}
-        fmt: Literal["persona", "choice"] = (
-            "persona" if record.get("statement") is not None else "choice"
-        )
-        return cls(format=fmt, metadata=extra, **known)
+        return cls(format=detect_format(record), metadata=extra, **known)
 
     def to_record(self) -> dict[str, Any]:
         """The anthropics/evals record: schema fields in the public order, then metadata."""
@@ -103,6 +107,14 @@ class Item(BaseModel):
     def content_hash(self) -> str:
         """A hash of the item's content, independent of key order; two equal items share it."""
         return hashlib.sha256(canonical_json(self.to_record()).encode()).hexdigest()
+
+
+def check_format(value: str) -> str:
+    """``value`` if it names a registered item format, else a validation error listing them."""
+    if value not in REGISTRY:
+        names = " or ".join(repr(name) for name in REGISTRY)
+        raise PydanticCustomError("format", "Input should be {names}", {"names": names})
+    return value
 
 
 def canonical_json(value: Any) -> str:

@@ -253,3 +253,39 @@ def m003_reviews(conn: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m004_provider_batches(conn: duckdb.DuckDBPyConnection) -> None:
+    """Provider batches (`--batch`: OpenAI Batch, Anthropic Message Batches): each submitted
+    batch and the cache requests of each of its lines, so that a restarted run polls the batch
+    it submitted instead of submitting (and paying for) the same requests again."""
+    conn.execute("CREATE SEQUENCE provider_batch_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE provider_batches (
+            id INTEGER PRIMARY KEY DEFAULT nextval('provider_batch_ids'),
+            provider_id VARCHAR NOT NULL,     -- the provider's batch id
+            backend VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            base_url VARCHAR,
+            status VARCHAR NOT NULL,          -- 'submitted', then 'collected' once in llm_calls
+            lines INTEGER NOT NULL,
+            succeeded INTEGER,                -- once collected
+            failed INTEGER,
+            run_id INTEGER,
+            created_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE provider_batch_lines (
+            batch_id INTEGER NOT NULL,        -- provider_batches.id
+            custom_id VARCHAR NOT NULL,       -- the cache key of the line's first sample
+            requests JSON NOT NULL,           -- the cache requests the line answers, in order
+            PRIMARY KEY (batch_id, custom_id)
+        )
+        """
+    )

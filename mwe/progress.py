@@ -40,9 +40,11 @@ def lm_status(lm: LM) -> str:
     """One line of an LM's state: its concurrency cap, retries, cache hits and cost so far."""
     stats = lm.stats
     cost = "?" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+    batches = lm.batcher.status() if lm.batcher is not None else ""
     return (
         f"{plain(lm.spec, one_line=True)} conc {lm.limiter.limit}/{lm.limiter.max_limit} "
         f"retries {stats.retries} cached {stats.cache_hits} {cost}"
+        + (f" {batches}" if batches else "")
     )
 
 

@@ -598,6 +598,78 @@ class Store:
             "cost_usd": None if unknown else (cost or 0.0),
         }
 
+    # -- provider batches (the BatchStore protocol of mwe.models.batches) ----------------------
+
+    def save_batch(
+        self,
+        provider_id: str,
+        identity: dict[str, Any],
+        lines: dict[str, list[dict[str, Any]]],
+        run_id: int | None = None,
+    ) -> int:
+        """Record a batch just submitted: its provider id, its model, and for each line
+        (``custom_id``) the cache requests it answers; return its row id."""
+        table = pa.Table.from_pylist(
+            [{"custom_id": cid, "requests": json.dumps(reqs)} for cid, reqs in lines.items()],
+            schema=pa.schema([("custom_id", pa.string()), ("requests", pa.string())]),
+        )
+        with self.transaction() as conn:
+            batch_id = int(
+                _first(
+                    conn.execute(
+                        "INSERT INTO provider_batches (provider_id, backend, model, base_url, "
+                        "status, lines, run_id, created_at) "
+                        "VALUES (?, ?, ?, ?, 'submitted', ?, ?, now()) RETURNING id",
+                        [
+                            provider_id,
+                            identity["backend"],
+                            identity["model"],
+                            identity.get("base_url"),
+                            len(lines),
+                            run_id,
+                        ],
+                    )
+                )
+            )
+            _insert_arrow(
+                conn,
+                table,
+                f"INSERT INTO provider_batch_lines SELECT {batch_id}, custom_id, requests "
+                "FROM _rows",
+            )
+        return batch_id
+
+    def open_batches(self, identity: dict[str, Any], custom_ids: Sequence[str]) -> dict[str, int]:
+        """For each of ``custom_ids`` that is a line of a batch of this model not collected
+        yet, that batch's row id (the newest, when several hold it)."""
+        rows = self.conn.execute(
+            "SELECT l.custom_id, b.id FROM provider_batch_lines l "
+            "JOIN provider_batches b ON b.id = l.batch_id "
+            "WHERE b.status = 'submitted' AND b.backend = ? AND b.model = ? "
+            "AND b.base_url IS NOT DISTINCT FROM ? AND l.custom_id IN (SELECT unnest(?)) "
+            "ORDER BY b.id",
+            [identity["backend"], identity["model"], identity.get("base_url"), list(custom_ids)],
+        ).fetchall()
+        return {cid: int(batch_id) for cid, batch_id in rows}
+
+    def batch_info(self, batch_id: int) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+        """A stored batch's provider id and the cache requests of each of its lines."""
+        provider_id = _first(
+            self.conn.execute("SELECT provider_id FROM provider_batches WHERE id = ?", [batch_id])
+        )
+        rows = self.conn.execute(
+            "SELECT custom_id, requests FROM provider_batch_lines WHERE batch_id = ?", [batch_id]
+        ).fetchall()
+        return str(provider_id), {cid: json.loads(reqs) for cid, reqs in rows}
+
+    def finish_batch(self, batch_id: int, succeeded: int, failed: int) -> None:
+        """Mark a batch collected: its results are in the call cache."""
+        self.conn.execute(
+            "UPDATE provider_batches SET status = 'collected', succeeded = ?, failed = ?, "
+            "finished_at = now() WHERE id = ?",
+            [succeeded, failed, batch_id],
+        )
+
     # -- scores ----------------------------------------------------------------------------
 
     def scored_indices(self, info: EvalSetInfo, model: str, prompt_format: str) -> set[int]:

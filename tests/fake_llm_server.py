@@ -3,7 +3,8 @@
 It answers from a script (a function of the request), counts every HTTP request it receives, and
 can inject faults: 429 with Retry-After, 500, responses slower than the client's time-out, and
 truncated or malformed bodies. Faults are drawn per request but at most ``max_faults_per_request``
-times for the same request body, so every request completes within the client's retries.
+times for the same request body, so every request completes within the client's retries. It
+also speaks both providers' batch protocols (:mod:`tests.fake_batches`).
 
 Used by the tests (in a thread, :class:`FakeLLMServer`) and by ``scripts/bench_models.py`` (as
 a separate process: ``python tests/fake_llm_server.py --latency 0.2``).
@@ -24,8 +25,15 @@ from typing import Any, Self
 
 from aiohttp import web
 
+try:
+    from .fake_batches import BatchProtocols
+except ImportError:  # run as a script: python tests/fake_llm_server.py
+    from fake_batches import BatchProtocols  # type: ignore[no-redef]
+
 Script = Callable[[dict[str, Any], int], str]
 Judge = Callable[[dict[str, Any]], dict[str, float]]
+# The prompt log-probs of a text, as (token, log-prob or None for the first, character offset).
+PromptLogprobs = Callable[[str], list[tuple[str, float | None, int]]]
 FAULTS = ("429", "500", "timeout", "truncated", "malformed")
 
 
@@ -54,6 +62,10 @@ class ServerConfig:
     retry_after: float = 0.05
     force_status: int | None = None  # answer every request with this error status
     force_code: str | None = None  # ...and this error code (e.g. "insufficient_quota")
+    batch_polls: int = 2  # polls a provider batch answers in_progress before it ends
+    batch_fail_rate: float = 0.0  # share of batch lines failing on their first submission
+    # Answers /v1/completions with echo (a vLLM-style server scoring raw text); None: 404.
+    prompt_logprobs: PromptLogprobs | None = None
     seed: int = 0
 
 
@@ -67,6 +79,9 @@ class ServerStats:
     faults_by_request: Counter[str] = field(default_factory=Counter)
     per_request: Counter[str] = field(default_factory=Counter)
     headers_seen: list[dict[str, str]] = field(default_factory=list)
+    batches: list[list[str]] = field(default_factory=list)  # custom_ids of each batch created
+    batch_submissions: Counter[str] = field(default_factory=Counter)  # by custom_id
+    batch_failed: Counter[str] = field(default_factory=Counter)  # lines failed, by custom_id
 
 
 class FakeLLMServer:
@@ -149,9 +164,12 @@ class FakeLLMServer:
         if fault == "500":
             return error_response(protocol, 500, "internal error")
         payload = json.loads(body)
-        answer = (
-            openai_reply(self, payload) if protocol == "openai" else anthropic_reply(self, payload)
-        )
+        if protocol == "completions":
+            answer = completions_reply(self, payload)
+        elif protocol == "openai":
+            answer = openai_reply(self, payload)
+        else:
+            answer = anthropic_reply(self, payload)
         text = json.dumps(answer).encode()
         if fault == "malformed":
             return web.Response(body=text[: len(text) // 2], content_type="application/json")
@@ -170,8 +188,15 @@ def make_app(server: FakeLLMServer) -> web.Application:
     async def anthropic_route(request: web.Request) -> web.StreamResponse:
         return await server.handle(request, "anthropic")
 
+    async def completions_route(request: web.Request) -> web.StreamResponse:
+        if server.config.prompt_logprobs is None:
+            return error_response("openai", 404, "no completions endpoint on this server")
+        return await server.handle(request, "completions")
+
     app.router.add_post("/v1/chat/completions", openai_route)
+    app.router.add_post("/v1/completions", completions_route)
     app.router.add_post("/v1/messages", anthropic_route)
+    BatchProtocols(server, openai_reply, anthropic_reply).add_routes(app)
     return app
 
 
@@ -206,6 +231,39 @@ def error_response(
 
 def _count_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
+
+
+def completions_reply(server: FakeLLMServer, payload: dict[str, Any]) -> dict[str, Any]:
+    """A legacy completion with ``echo``: the prompt's tokens with their log-probs, then one
+    generated token (as vLLM answers ``echo=True, logprobs=0, max_tokens=1``)."""
+    assert server.config.prompt_logprobs is not None
+    prompt = payload["prompt"]
+    scored = server.config.prompt_logprobs(prompt)
+    tokens = [t for t, _, _ in scored] + ["<gen>"]
+    return {
+        "id": f"cmpl-{server.stats.requests}",
+        "object": "text_completion",
+        "created": 0,
+        "model": payload["model"],
+        "choices": [
+            {
+                "index": 0,
+                "text": prompt + "<gen>",
+                "finish_reason": "length",
+                "logprobs": {
+                    "tokens": tokens,
+                    "token_logprobs": [lp for _, lp, _ in scored] + [-1.0],
+                    "top_logprobs": None,
+                    "text_offset": [o for _, _, o in scored] + [len(prompt)],
+                },
+            }
+        ],
+        "usage": {
+            "prompt_tokens": len(scored),
+            "completion_tokens": 1,
+            "total_tokens": len(scored) + 1,
+        },
+    }
 
 
 def openai_reply(server: FakeLLMServer, payload: dict[str, Any]) -> dict[str, Any]:

@@ -324,7 +324,7 @@ CASES: dict[str, Case] = {
     "score without --model": (2, ["at least one --model"], lambda w: ["score", "agreeableness"]),
     "score a config with an unknown key": (
         2,
-        ["modles: Extra inputs are not permitted", "known keys: base_url, batch_size"],
+        ["modles: Extra inputs are not permitted", "known keys: base_url, batch, batch_size"],
         lambda w: [
             "score",
             "--config",

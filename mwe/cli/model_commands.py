@@ -17,11 +17,22 @@ from mwe.cli.output import (
     RichProgress,
     console,
     emit_results,
+    print_gaps,
     print_generation,
     print_judge_check,
+    print_plan,
 )
+from mwe.formats import format_names
 from mwe.terminal import plain
 
+_BATCH = click.option(
+    "--batch",
+    is_flag=True,
+    envvar="MWE_BATCH",
+    help="Send the model calls through the provider's batch API (openai:, anthropic:): half "
+    "price, results within 24 hours; run the same command again after a stop and it polls the "
+    "batches already submitted (env MWE_BATCH).",
+)
 _JUDGE_HELP = (
     "pm (the built-in preference model, offline), pm:NAME (fitted with `mwe judge train`), "
     "or a model: local, hf:PATH, openai:..., anthropic:... (env MWE_JUDGE)."
@@ -102,7 +113,8 @@ def ask_cmd(
     "fmt",
     default="persona",
     show_default=True,
-    help="persona (statements, Yes/No) or choice (A/B questions).",
+    help=f"Item format: {', '.join(format_names())} (persona: statements, Yes/No; choice: A/B "
+    "questions; see mwe.formats).",
 )
 @click.option("-n", "n", default=1000, show_default=True, help="Items in the final set.")
 @click.option(
@@ -139,15 +151,27 @@ def ask_cmd(
     help="LM judges: divide out the judge's bias towards one answer (helps small ones).",
 )
 @click.option("--max-concurrency", envvar="MWE_MAX_CONCURRENCY", default=32, show_default=True)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the requests, tokens and cost this would take (and with --batch), send none.",
+)
+@_BATCH
 @click.pass_context
 def generate_cmd(
-    ctx: click.Context, description: str, fmt: str, base_url: str | None, **options: Any
+    ctx: click.Context,
+    description: str,
+    fmt: str,
+    base_url: str | None,
+    dry_run: bool,
+    **options: Any,
 ) -> None:
     """Generate an eval set from a one-line DESCRIPTION of a behaviour.
 
     Runs spec, generate, parse, dedupe, judge (the preference-model filter) and select, then
     stores a new version. The same command after a crash resumes: every model call is cached.
     """
+    from mwe.estimate import estimate_generation
     from mwe.pipeline.run import generate_eval, prepare
 
     prepared = prepare(
@@ -157,6 +181,9 @@ def generate_cmd(
         judge_base_url=base_url,
         **options,
     )
+    if dry_run:  # no store is opened: a dry run leaves no file behind
+        print_plan(estimate_generation(prepared))
+        return
     with open_store(ctx, read_only=False) as store, RichProgress() as progress:
         result = generate_eval(store, prepared=prepared, progress=progress)
     print_generation(result)
@@ -175,6 +202,12 @@ def generate_cmd(
     show_default=True,
     help="LM judges: divide out the judge's bias towards one answer.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the requests, tokens and cost this would take (and with --batch), send none.",
+)
+@_BATCH
 @click.pass_context
 def judge_check_cmd(
     ctx: click.Context,
@@ -185,6 +218,8 @@ def judge_check_cmd(
     limit: int | None,
     templates: Path | None,
     calibrate: bool,
+    dry_run: bool,
+    batch: bool,
 ) -> None:
     """Run a judge on labelled set REF and report its agreement with the labels and AUROC.
 
@@ -192,7 +227,8 @@ def judge_check_cmd(
     it filter a generated one. With the built-in preference model, the figures it was
     validated with are printed too.
     """
-    from mwe.models import LM, get_backend
+    from mwe.estimate import PlannedCalls, judge_plan
+    from mwe.models import LM, check_batch_model, get_backend
     from mwe.pipeline.judge import LMJudge, PMJudge, check_pm_name, is_pm, judge_check, load_pm
     from mwe.templates import load_templates
 
@@ -200,18 +236,40 @@ def judge_check_cmd(
     if pm:
         check_pm_name(judge)
     else:  # the backend first: a bad model string or a missing key must not create a store
+        if batch:
+            check_batch_model(judge)
         backend = get_backend(judge, **({"base_url": base_url} if base_url else {}))
-    with open_store(ctx, read_only=False) as store:
+    with open_store(ctx, read_only=dry_run) as store:
         info = store.resolve(ref)
         items = store.items(info, limit=limit)
-        fmt = "choice" if info.format == "choice" else "persona"
+        # A mixed set uses the persona templates; judge_check then says it mixes formats.
+        fmt = info.format if info.format in format_names() else "persona"
         what = behavior or info.description or info.name.replace("-", " ")
+        if dry_run:
+            if pm:
+                plan = [PlannedCalls("judge-check", judge, 0, 0, 0, 0.0, 0.0)]
+            else:
+                plan = [
+                    judge_plan(
+                        "judge-check",
+                        backend,
+                        load_templates(fmt, templates),
+                        "judge.j2",
+                        what,
+                        f"The behaviour in question: someone who {what}.",
+                        len(items),
+                        votes=5,
+                        calibrate=calibrate,
+                    )
+                ]
+            print_plan(plan)
+            return
         judging: Any
         if pm:
             model, _ = load_pm(judge, store)
             judging = PMJudge(judge, model, what)
         else:
-            lm = LM(backend, store)
+            lm = LM(backend, store, batch=batch)
             definition = f"The behaviour in question: someone who {what}."
             loaded = load_templates(fmt, templates)
             judging = LMJudge(lm, what, definition, loaded, calibrate=calibrate)
@@ -263,7 +321,14 @@ _OUTPUT = click.option(
     help="Local models: questions per batch, or auto (packed by token budget).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Score only the first N items.")
-@click.option("--base-url", envvar="MWE_BASE_URL", help="OpenAI-compatible server.")
+@click.option(
+    "--base-url",
+    "base_urls",
+    envvar="MWE_BASE_URL",
+    multiple=True,
+    help="OpenAI-compatible server (vLLM, ...); repeat it for several servers of one model, "
+    "which share the work.",
+)
 @click.option(
     "--votes",
     default=5,
@@ -272,6 +337,12 @@ _OUTPUT = click.option(
     help="Samples per item for APIs without log-probs.",
 )
 @_OUTPUT
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the requests, tokens and cost this would take (and with --batch), send none.",
+)
+@_BATCH
 @click.pass_context
 def score_cmd(
     ctx: click.Context,
@@ -281,9 +352,11 @@ def score_cmd(
     prompt_formats: tuple[str, ...],
     batch_size: str,
     limit: int | None,
-    base_url: str | None,
+    base_urls: tuple[str, ...],
     votes: int,
     output: str,
+    dry_run: bool,
+    batch: bool,
 ) -> None:
     """Score models on SETS (or the sets x models of --config); rows already in the store are
     not scored again.
@@ -298,10 +371,10 @@ def score_cmd(
     if config is not None:
         if sets or models:
             raise click.UsageError("give SETS and --model, or --config, not both")
-        batch = load_config(config)  # a BatchConfig is ScoreOptions plus the store to use
-        if batch.db is not None:
-            ctx.obj["db"] = batch.db
-        todo: ScoreOptions = batch
+        loaded = load_config(config)  # a BatchConfig is ScoreOptions plus the store to use
+        if loaded.db is not None:
+            ctx.obj["db"] = loaded.db
+        todo: ScoreOptions = loaded.model_copy(update={"batch": True}) if batch else loaded
     else:
         if not sets or not models:
             raise click.UsageError("give the SETS to score and at least one --model (or --config)")
@@ -311,15 +384,29 @@ def score_cmd(
             prompt_formats=list(prompt_formats) or None,
             limit=limit,
             batch_size=None if batch_size == "auto" else _positive_int(batch_size, "--batch-size"),
-            base_url=base_url,
+            base_url=list(base_urls) or None,
             votes=votes,
+            batch=batch,
         )
+    if todo.batch:  # a model without a batch API is a usage error before the store is opened
+        from mwe.models import check_batch_model
+
+        for model in todo.models:
+            check_batch_model(model)
+    if dry_run:
+        from mwe.estimate import estimate_scores
+
+        with open_store(ctx, read_only=True) as store:
+            print_plan(estimate_scores(store, todo))
+        return
     with open_store(ctx, read_only=False) as store, RichProgress() as progress:
         report = score(store, todo, progress=progress)
     title = f"{report.new_rows:,} items scored, {report.skipped_rows:,} already stored"
     if output != "table":  # the data goes to stdout, to be piped; the counts to stderr
         click.echo(title, err=True)
     emit_results(report.results, output, title)
+    if output == "table":
+        print_gaps(report.gaps)
 
 
 def _positive_int(text: str, flag: str) -> int:

@@ -90,6 +90,16 @@ def result_line(r: Any) -> str:
     )
 
 
+def print_gaps(gaps: list[Any]) -> None:
+    """One line per set scored with a control: the rate with and without, and the gap."""
+    for g in gaps:
+        console.print(
+            f"{shown(g.set)} x {shown(g.model)} ({shown(g.prompt_format)}): matching rate "
+            f"{g.rate:.3f} as asked, {g.control_rate:.3f} {shown(g.control)}; gap {g.gap:+.3f} "
+            f"[{g.ci_low:+.3f}, {g.ci_high:+.3f}] on {g.items:,} and {g.control_items:,} items"
+        )
+
+
 def print_generation(result: Any) -> None:
     counts, quality, info = result.counts, result.quality, result.info
     table = Table(title=shown(info.ref) + (" (unchanged)" if result.unchanged else ""), box=None)
@@ -255,3 +265,47 @@ def card_lines(card: dict[str, Any]) -> list[str]:
     if credit := card.get("credit"):
         lines.append(credit)
     return lines
+
+
+def _dollars(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.4f}"
+
+
+def print_plan(plan: list[Any]) -> None:
+    """The requests a run would send (:mod:`mwe.estimate`), then that nothing was sent."""
+    from mwe.estimate import CHARS_PER_TOKEN, total_cost
+
+    table = Table(
+        "stage",
+        "model",
+        "requests",
+        "input tokens",
+        "output tokens",
+        "cost",
+        "with --batch",
+        title="Dry run: the requests this run would send",
+    )
+    for p in plan:
+        table.add_row(
+            shown(p.stage),
+            shown(p.model),
+            f"{p.requests:,}",
+            f"{p.input_tokens:,}",
+            f"{p.output_tokens:,}",
+            _dollars(p.cost_usd),
+            _dollars(p.batch_cost_usd),
+        )
+    table.add_row(
+        "total",
+        "",
+        f"{sum(p.requests for p in plan):,}",
+        f"{sum(p.input_tokens for p in plan):,}",
+        f"{sum(p.output_tokens for p in plan):,}",
+        _dollars(total_cost(plan)),
+        _dollars(total_cost(plan, batch=True)),
+    )
+    console.print(table)
+    console.print(
+        f"Tokens are estimated ({CHARS_PER_TOKEN} characters a token); a price is unknown for a "
+        "model mwe has no price for, or on a custom server. Nothing was sent, nothing stored."
+    )

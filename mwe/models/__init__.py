@@ -17,7 +17,13 @@ from mwe.models.base import (
 from mwe.models.cache import CallStore, MemoryCalls
 from mwe.models.errors import MissingKeyError, ModelFailedError
 from mwe.models.lm import LM, CallStats
-from mwe.models.registry import BACKENDS, UnknownModelError, get_backend, parse_model
+from mwe.models.registry import (
+    BACKENDS,
+    UnknownModelError,
+    check_batch_model,
+    get_backend,
+    parse_model,
+)
 
 
 def get_lm(
@@ -25,11 +31,13 @@ def get_lm(
     calls: CallStore | None = None,
     *,
     max_concurrency: int | None = None,
+    batch: bool = False,
     **options: Any,
 ) -> LM:
     """An :class:`LM` for model string ``spec`` whose calls are cached in ``calls`` (a
-    :class:`mwe.store.Store`, or in memory when not given)."""
-    return LM(get_backend(spec, **options), calls, max_concurrency=max_concurrency)
+    :class:`mwe.store.Store`, or in memory when not given); with ``batch``, calls go through
+    the provider's batch API (half price, results within 24 hours)."""
+    return LM(get_backend(spec, **options), calls, max_concurrency=max_concurrency, batch=batch)
 
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "Samples",
     "UnknownModelError",
     "Usage",
+    "check_batch_model",
     "get_backend",
     "get_lm",
     "parse_model",

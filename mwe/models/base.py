@@ -109,6 +109,34 @@ class AnswerLogprobs:
         return {"logprobs": self.logprobs, "method": self.method}
 
 
+@dataclass(frozen=True)
+class BatchLine:
+    """One request of a provider batch: its id within the batch, and the request body (the
+    parameters of the direct request)."""
+
+    custom_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """A provider batch as last polled."""
+
+    status: str  #: the provider's word: in_progress, completed, ended, expired, ...
+    done: bool  #: processing has ended: results (where there are any) can be read
+    finished: int = 0  #: lines processed so far, where the provider says
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch gave for one line: the provider's response (as the direct request would
+    have returned it), or why there is none."""
+
+    response: Any = None
+    error: str | None = None
+
+
 class Backend:
     """A model behind one backend. Subclasses set ``backend`` and implement :meth:`generate`."""
 
@@ -120,6 +148,12 @@ class Backend:
     #: and the log-likelihood of a continuation of raw text (the local scoring runner).
     answers_logprobs: bool = False
     scores_continuations: bool = False
+    #: The provider has a batch API (half price, results within 24 hours): the batch methods
+    #: below are implemented (:mod:`mwe.models.batches` drives them).
+    supports_batches: bool = False
+    #: The log-likelihood of raw text's continuation from a server's prompt log-probabilities
+    #: (an OpenAI-compatible completions endpoint with ``echo``), one request per option.
+    echoes_prompt_logprobs: bool = False
 
     def __init__(self, model: str, *, base_url: str | None = None) -> None:
         self.model = model
@@ -157,8 +191,45 @@ class Backend:
         )
 
     async def continuation_logprob(self, context: str, continuation: str) -> float:
-        """Log-likelihood of ``continuation`` after raw text ``context`` (local models only)."""
-        raise CapabilityError(f"{self.spec} cannot score a continuation; use hf:... or local")
+        """Log-likelihood of ``continuation`` after raw text ``context`` (local models, and
+        OpenAI-compatible servers with prompt log-probabilities)."""
+        raise CapabilityError(
+            f"{self.spec} cannot score a continuation; use hf:..., local, or an "
+            "OpenAI-compatible server (vLLM) with --base-url"
+        )
+
+    # -- provider batches (where supports_batches) -------------------------------------------
+
+    def batch_bodies(self, messages: list[Message], config: GenerateConfig) -> list[dict[str, Any]]:
+        """The request bodies :meth:`generate` would send, in order; ``config.n`` samples in all
+        (one body with ``n`` for OpenAI, one body per sample for Anthropic)."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
+
+    def batch_answers_body(self, messages: list[Message]) -> dict[str, Any]:
+        """The request body :meth:`answer_logprobs` would send."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
+
+    async def submit_batch(self, lines: list[BatchLine]) -> str:
+        """Submit one batch; return the provider's batch id."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
+
+    async def poll_batch(self, batch_id: str) -> BatchState:
+        """Where a submitted batch stands."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
+
+    async def batch_results(self, batch_id: str) -> dict[str, BatchResult]:
+        """The result of each line of an ended batch, by ``custom_id``; a line missing from the
+        answer is treated as failed."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
+
+    def batch_samples(self, response: Any, n: int) -> Samples:
+        """The samples in a batch line's response, read as :meth:`generate` reads its own."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
+
+    def batch_answer_logprobs(self, response: Any, answers: list[str]) -> AnswerLogprobs:
+        """The answers' log-probs in a batch line's response, read as
+        :meth:`answer_logprobs` reads its own."""
+        raise CapabilityError(f"{self.spec} has no batch API; run without --batch")
 
     def classify(self, exc: BaseException) -> Failure:
         """How to treat a failed request, decided in one place: retry it (and how long the

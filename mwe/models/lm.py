@@ -21,7 +21,17 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Usage
+from mwe.errors import UsageError
+from mwe.models.base import (
+    AnswerLogprobs,
+    Backend,
+    GenerateConfig,
+    MalformedResponseError,
+    Message,
+    Samples,
+    Usage,
+)
+from mwe.models.batches import Batcher
 from mwe.models.cache import CallCache, CallStore, MemoryCalls, request_key
 from mwe.models.errors import ModelFailedError, connection_refused
 from mwe.models.limiter import AdaptiveLimiter
@@ -55,6 +65,7 @@ class CallStats:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
+    batched: int = 0  #: requests answered through a provider batch (counted in ``requests``)
 
     def add_usage(self, usage: Usage, cost: float | None) -> None:
         self.input_tokens += usage.input_tokens or 0
@@ -71,6 +82,8 @@ class LM:
     ``max_attempts``
     counts the first try; ``backoff`` is the base and cap, in seconds, of the jittered
     exponential wait between attempts (a provider's Retry-After is honoured when longer).
+    With ``batch``, calls that miss the cache go through the provider's batch API at half
+    price (:class:`mwe.models.batches.Batcher`, configured by ``batch_options``).
     """
 
     def __init__(
@@ -82,6 +95,8 @@ class LM:
         max_attempts: int = 8,
         backoff: tuple[float, float] = (0.5, 30.0),
         run_id: int | None = None,
+        batch: bool = False,
+        batch_options: dict[str, Any] | None = None,
     ) -> None:
         self.backend = backend
         self.cache = CallCache(calls if calls is not None else MemoryCalls())
@@ -93,6 +108,14 @@ class LM:
         #: Called right after each new (paid) call is queued for the cache, before any other
         #: task runs: the pipeline's crash points hang here.
         self.after_call: Callable[[], None] | None = None
+        self.batcher: Batcher | None = None
+        if batch:
+            if not backend.supports_batches:
+                raise UsageError(
+                    f"--batch: {backend.spec} has no batch API (only openai: and anthropic: "
+                    "models have one); run it without --batch"
+                )
+            self.batcher = Batcher(self, calls, **(batch_options or {}))
 
     @property
     def spec(self) -> str:
@@ -114,24 +137,53 @@ class LM:
         missing = [i for i, key in enumerate(keys) if key not in cached]
         if missing:
             todo = config.model_copy(update={"n": len(missing)})
-            samples, latency = await self._call(lambda: self.backend.generate(messages, todo))
-            cost = self._record_usage(samples.usage)
-            for j, i in enumerate(missing):
-                # The request's usage and cost are booked on its first sample only.
-                first = j == 0
-                response = {"text": samples.texts[j]}
-                self.cache.put(
-                    keys[i],
-                    requests[i],
-                    response,
-                    usage=samples.usage if first else Usage(0, 0),
-                    cost_usd=cost if first else (0.0 if cost is not None else None),
-                    latency_s=latency,
-                    run_id=self.run_id,
-                )
-                cached[keys[i]] = response
+            asked = [requests[i] for i in missing]
+            if self.batcher is not None:
+                responses = await self.batcher.chat(messages, todo, asked)
+            else:
+                responses = await self.generate_direct(messages, todo, asked)
+            cached.update((keys[i], r) for i, r in zip(missing, responses, strict=True))
             self._called()
         return [cached[key]["text"] for key in keys]
+
+    async def generate_direct(
+        self, messages: list[Message], config: GenerateConfig, requests: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Ask the backend for the ``config.n`` samples whose cache requests are ``requests``,
+        and cache them; return their responses."""
+        samples, latency = await self._call(lambda: self.backend.generate(messages, config))
+        return self.record_samples(requests, samples, latency)
+
+    def record_samples(
+        self,
+        requests: list[dict[str, Any]],
+        samples: Samples,
+        latency_s: float,
+        *,
+        batch: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Cache one request's samples, one per cache request; return their responses."""
+        if len(samples.texts) != len(requests):
+            raise MalformedResponseError(
+                f"asked for {len(requests)} samples, got {len(samples.texts)}"
+            )
+        cost = self._record_usage(samples.usage, batch=batch)
+        responses = []
+        for j, (request, text) in enumerate(zip(requests, samples.texts, strict=True)):
+            # The request's usage and cost are booked on its first sample only.
+            first = j == 0
+            response = {"text": text}
+            self.cache.put(
+                request_key(request),
+                request,
+                response,
+                usage=samples.usage if first else Usage(0, 0),
+                cost_usd=cost if first else (0.0 if cost is not None else None),
+                latency_s=latency_s,
+                run_id=self.run_id,
+            )
+            responses.append(response)
+        return responses
 
     def _chat_requests(
         self, messages: list[Message], config: GenerateConfig
@@ -157,22 +209,40 @@ class LM:
         if hit is not None:
             self.stats.cache_hits += 1
             return AnswerLogprobs(hit["logprobs"], hit["method"])
+        if self.batcher is not None:
+            response = await self.batcher.answers(messages, request)
+            self._called()
+            return AnswerLogprobs(response["logprobs"], response["method"])
         result, latency = await self._call(lambda: self.backend.answer_logprobs(messages, answers))
-        cost = self._record_usage(result.usage)
-        self.cache.put(
-            key,
-            request,
-            result.to_json(),
-            usage=result.usage,
-            cost_usd=cost,
-            latency_s=latency,
-            run_id=self.run_id,
-        )
+        self.record_answers(request, result, latency)
         self._called()
         return result
 
+    def record_answers(
+        self,
+        request: dict[str, Any],
+        result: AnswerLogprobs,
+        latency_s: float,
+        *,
+        batch: bool = False,
+    ) -> dict[str, Any]:
+        """Cache one answer_logprobs call; return its response."""
+        cost = self._record_usage(result.usage, batch=batch)
+        response = result.to_json()
+        self.cache.put(
+            request_key(request),
+            request,
+            response,
+            usage=result.usage,
+            cost_usd=cost,
+            latency_s=latency_s,
+            run_id=self.run_id,
+        )
+        return response
+
     async def continuation_logprob(self, context: str, continuation: str) -> float:
-        """Log-likelihood of ``continuation`` after raw ``context`` (local backends)."""
+        """Log-likelihood of ``continuation`` after raw ``context`` (local backends, and
+        OpenAI-compatible servers with prompt log-probs)."""
         request = self._request("continuation", context=context, continuation=continuation)
         key = request_key(request)
         hit = self.cache.get_many(request, [key]).get(key)
@@ -182,12 +252,14 @@ class LM:
         value, latency = await self._call(
             lambda: self.backend.continuation_logprob(context, continuation)
         )
+        # Free on a local model; on a server its price is unknown, never quietly 0.
+        cost = self._record_usage(Usage())
         self.cache.put(
             key,
             request,
             {"logprob": value},
             usage=Usage(),
-            cost_usd=0.0,
+            cost_usd=cost,
             latency_s=latency,
             run_id=self.run_id,
         )
@@ -198,13 +270,16 @@ class LM:
         if self.after_call is not None:
             self.after_call()
 
-    def _record_usage(self, usage: Usage) -> float | None:
-        cost = cost_usd(self.spec, self.backend.backend, self.backend.base_url, usage)
+    def _record_usage(self, usage: Usage, *, batch: bool = False) -> float | None:
+        cost = cost_usd(self.spec, self.backend.backend, self.backend.base_url, usage, batch=batch)
         self.stats.add_usage(usage, cost)
         return cost
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-        """Run one request with retries; return its result and the last attempt's latency."""
+    async def _call(
+        self, fn: Callable[[], Awaitable[T]], *, counted: bool = True
+    ) -> tuple[T, float]:
+        """Run one request with retries; return its result and the last attempt's latency.
+        ``counted``: a model request (not a batch upload or poll), counted in the stats."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: self.backend.classify(exc).retry),
             # A refused connection means nothing listens there: one short retry (a server
@@ -217,14 +292,14 @@ class LM:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(fn)
+                    return await self._attempt(fn, counted)
         except Exception as exc:  # noqa: BLE001 - translated, or re-raised as it is
             raise self._failure(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], counted: bool) -> tuple[T, float]:
         await self.limiter.acquire()
-        self.stats.requests += 1
+        self.stats.requests += counted
         start = time.perf_counter()
         try:
             result = await fn()
@@ -268,6 +343,8 @@ class LM:
 
     async def aclose(self) -> None:
         """Write every cached call still queued, and close the backend's client."""
+        if self.batcher is not None:
+            await self.batcher.aclose()
         await self.cache.aflush()
         self.cache.flush()
         await self.backend.aclose()

@@ -1,7 +1,8 @@
 """A small price table, in US dollars per million tokens (input, output).
 
 Unknown models cost ``None`` (unknown), never 0, so a cost report never under-states by silence.
-Local models cost 0: they run on your own hardware.
+Local models cost 0: they run on your own hardware. A request sent through a provider's batch API
+(``--batch``) costs half the listed price, as OpenAI and Anthropic both charge.
 """
 
 from __future__ import annotations
@@ -20,13 +21,20 @@ PRICES: dict[str, tuple[float, float]] = {
     "anthropic:claude-3-5-haiku-latest": (0.80, 4.00),
 }
 FREE_BACKENDS = ("local", "hf")
+#: The share of the listed price a request costs through a provider's batch API (OpenAI Batch,
+#: Anthropic Message Batches: both half price).
+BATCH_PRICE = 0.5
 
 
-def cost_usd(spec: str, backend: str, base_url: str | None, usage: Usage) -> float | None:
-    """The cost of a request, or ``None`` when the price is not known."""
+def cost_usd(
+    spec: str, backend: str, base_url: str | None, usage: Usage, *, batch: bool = False
+) -> float | None:
+    """The cost of a request (sent in a provider batch when ``batch``), or ``None`` when the
+    price is not known."""
     if backend in FREE_BACKENDS:
         return 0.0
     price = PRICES.get(spec) if base_url is None else None  # a custom server has its own prices
     if price is None or usage.input_tokens is None or usage.output_tokens is None:
         return None
-    return (usage.input_tokens * price[0] + usage.output_tokens * price[1]) / 1_000_000
+    listed = (usage.input_tokens * price[0] + usage.output_tokens * price[1]) / 1_000_000
+    return listed * BATCH_PRICE if batch else listed

@@ -19,6 +19,7 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "function": ("mwe.models.function_backend", "FunctionBackend", ""),
 }
 EXAMPLES = "openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, hf:<path-or-id>, local"
+BATCH_BACKENDS = ("openai", "anthropic")  # the providers with a batch API
 
 
 class UnknownModelError(UsageError):
@@ -41,6 +42,16 @@ def parse_model(spec: str) -> tuple[str, str]:
     raise UnknownModelError(
         f"unknown backend {backend!r} in {spec!r}: choose one of {', '.join(BACKENDS)}{hint}"
     )
+
+
+def check_batch_model(spec: str) -> None:
+    """A one-line usage error unless ``spec`` names a model with a provider batch API."""
+    backend, _ = parse_model(spec)
+    if backend not in BATCH_BACKENDS:
+        raise UsageError(
+            f"--batch: {spec} has no batch API (only openai: and anthropic: models have one); "
+            "run it without --batch"
+        )
 
 
 def get_backend(spec: str, **options: Any) -> Backend:

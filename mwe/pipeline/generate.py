@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mwe.formats import get_format
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
-from mwe.pipeline.candidates import AGREE, CHOICE, DISAGREE, Candidate, choice_question
-from mwe.pipeline.parse import parse_choices, parse_statements
+from mwe.pipeline.candidates import Candidate
 from mwe.pipeline.spec import Spec
 from mwe.templates import TemplateSet
 
@@ -32,15 +32,7 @@ class GenCall:
     index: int
     label: str
     prompt: str
-
-
-def example_texts(examples: Sequence[Item], label: str) -> list[str]:
-    """The few-shot texts for one label: statements (persona) or whole questions (choice)."""
-    if label == CHOICE:
-        return [e.question for e in examples]
-    wanted = " Yes" if label == AGREE else " No"
-    same = [e.text for e in examples if e.answer_matching_behavior == wanted]
-    return same or [e.text for e in examples]
+    format: str  # the item format, a name in mwe.formats.REGISTRY
 
 
 def plan_calls(
@@ -58,11 +50,11 @@ def plan_calls(
     rng = random.Random(seed)
     order = list(topics)
     rng.shuffle(order)
-    labels = [CHOICE] if spec.format == "choice" else [AGREE, DISAGREE]
-    per_label = n if spec.format == "choice" else math.ceil(n / 2)
+    fmt = get_format(spec.format)
+    per_label = fmt.planned(n)
     calls: list[GenCall] = []
-    for label in labels:
-        pool = example_texts(examples, label)
+    for label in fmt.labels:
+        pool = fmt.example_texts(examples, label)
         for _ in range(math.ceil(per_label * oversample / per_call)):
             shots = rng.sample(pool, min(EXAMPLES_PER_CALL, len(pool))) if pool else []
             prompt = templates.render(
@@ -76,8 +68,17 @@ def plan_calls(
                 topic=order[len(calls) % len(order)] if order else "",
                 examples=shots,
             )
-            calls.append(GenCall(len(calls), label, prompt))
+            calls.append(GenCall(len(calls), label, prompt, fmt.name))
     return calls
+
+
+def run_groups(calls: Sequence[GenCall]) -> dict[str, list[int]]:
+    """The planned calls by prompt: calls with one prompt are sent as one request for that
+    many samples."""
+    groups: dict[str, list[int]] = {}
+    for call in calls:
+        groups.setdefault(call.prompt, []).append(call.index)
+    return groups
 
 
 async def run_calls(
@@ -89,9 +90,7 @@ async def run_calls(
     """The generator's reply to every call, with the cache key of the call that produced it.
     Calls with the same prompt become samples of one request, so they differ (and each is
     cached under its own sample index)."""
-    groups: dict[str, list[int]] = {}
-    for call in calls:
-        groups.setdefault(call.prompt, []).append(call.index)
+    groups = run_groups(calls)
     replies: dict[int, tuple[str, str]] = {}
 
     async def one(prompt: str, indices: list[int]) -> None:
@@ -113,14 +112,12 @@ def parse_replies(
     candidates: list[Candidate] = []
     dropped: Counter[str] = Counter()
     for call, (reply, key) in zip(calls, replies, strict=True):
-        parsed = parse_choices(reply) if call.label == CHOICE else parse_statements(reply)
+        fmt = get_format(call.format)
+        parsed = fmt.parse(reply)
         dropped.update(parsed.dropped)
         for piece in parsed.items:
-            if call.label == CHOICE:
-                text = choice_question(piece.question, piece.option_a, piece.option_b)
-                cand = Candidate(len(candidates), CHOICE, call.index, text, piece)
-            else:
-                cand = Candidate(len(candidates), call.label, call.index, piece)
-            cand.call_key = key
-            candidates.append(cand)
+            for label, text, data in fmt.candidates(call.label, piece):
+                cand = Candidate(len(candidates), fmt.name, label, call.index, text, data)
+                cand.call_key = key
+                candidates.append(cand)
     return candidates, dropped

@@ -24,11 +24,12 @@ from typing import Any, Protocol
 
 from mwe.answers import count_votes, normalised
 from mwe.errors import UsageError
+from mwe.formats import get_format
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.models.worker import torch_future
-from mwe.pipeline.candidates import AGREE, CHOICE, Candidate
+from mwe.pipeline.candidates import Candidate
 from mwe.preference import BUILTIN, PreferenceModel, builtin
 from mwe.progress import ProgressCallback, Reporter
 from mwe.store import SetRef, Store
@@ -57,8 +58,8 @@ class Judge(Protocol):
     async def agreement(
         self, texts: Sequence[str], fmt: str, advance: Advance
     ) -> list[dict[str, float]]:
-        """Per text, p(each answer) for a person with the behaviour: {"Yes", "No"} for
-        persona statements, {"A", "B", ...} for choice questions."""
+        """Per text, p(each answer) for a person with the behaviour: the answers of the
+        format's judge, {"Yes", "No"} for persona statements, {"A", "B", ...} for questions."""
         ...
 
     async def relevance(self, texts: Sequence[str], advance: Advance) -> list[float]:
@@ -83,7 +84,7 @@ class PMJudge:
     async def agreement(
         self, texts: Sequence[str], fmt: str, advance: Advance
     ) -> list[dict[str, float]]:
-        if fmt == "choice":
+        if get_format(fmt).judge_answers != YES_NO:  # lettered options
             return await self._chunks(
                 lambda part: self.model.choose(self.behavior, part), texts, advance
             )
@@ -134,8 +135,7 @@ class LMJudge:
     async def agreement(
         self, texts: Sequence[str], fmt: str, advance: Advance
     ) -> list[dict[str, float]]:
-        answers = A_B if fmt == "choice" else YES_NO
-        return await self._each("judge.j2", texts, answers, advance)
+        return await self._each("judge.j2", texts, get_format(fmt).judge_answers, advance)
 
     async def relevance(self, texts: Sequence[str], advance: Advance) -> list[float]:
         p = await self._each("relevance.j2", texts, YES_NO, advance)
@@ -188,9 +188,7 @@ class LMJudge:
 
 def label_confidence(cand: Candidate, p: dict[str, float]) -> float:
     """p(the candidate's intended answer), from the judge's answer probabilities."""
-    if cand.label == CHOICE:
-        return p[cand.matching.strip(" ()")]
-    return p["Yes"] if cand.label == AGREE else p["No"]
+    return cand.fmt.label_confidence(cand, p)
 
 
 async def judge_candidates(
@@ -201,8 +199,8 @@ async def judge_candidates(
     alive = [c for c in candidates if c.alive]
     if not alive:
         return
-    fmt = "choice" if alive[0].label == CHOICE else "persona"
-    texts = [c.text for c in alive]
+    fmt = alive[0].fmt
+    texts = [fmt.judge_text(c) for c in alive]
     asked = [0]
 
     def half(n: int) -> None:
@@ -212,7 +210,7 @@ async def judge_candidates(
         advance(asked[0] // 2 - before)
 
     answers, relevance = await asyncio.gather(
-        judge.agreement(texts, fmt, half), judge.relevance(texts, half)
+        judge.agreement(texts, fmt.name, half), judge.relevance(texts, half)
     )
     for cand, p, rel in zip(alive, answers, relevance, strict=True):
         cand.label_confidence, cand.relevance = label_confidence(cand, p), rel
@@ -240,14 +238,16 @@ async def judge_check(
 
     formats = {item.format for item in items}
     if len(formats) != 1:
-        raise UsageError(f"{ref} mixes persona and choice items: check each format on its own")
+        raise UsageError(
+            f"{ref} mixes {' and '.join(sorted(formats))} items: check each format on its own"
+        )
     fmt = formats.pop()
     lms = [judge.lm] if isinstance(judge, LMJudge) else []
     report = Reporter(progress, lms)
     report.start("judge-check", len(items))
     answers = await judge.agreement([item.text for item in items], fmt, report.advance)
     # Score "the first option / Yes matches the behaviour", so the AUROC has one direction.
-    first = "A" if fmt == "choice" else "Yes"
+    first = get_format(fmt).judge_answers[0]
     positive = [item.answer_matching_behavior.strip(" ()") == first for item in items]
     scores = [p[first] for p in answers]
     confidence = [

@@ -44,14 +44,15 @@ class Parsed:
         return Counter(reason for reason, _ in self.rejected)
 
 
-def _clean_line(line: str) -> str:
+def clean_line(line: str) -> str:
+    """A list line without its bullet, emphasis and quotes, with single spaces."""
     line = _BULLET.sub("", line.strip())
     line = re.sub(r"[*_]{1,3}(.+?)[*_]{1,3}", r"\1", line)  # markdown emphasis
     line = line.strip().strip(_QUOTES).strip()
     return re.sub(r"\s+", " ", line)
 
 
-def _json_values(text: str) -> Any:
+def json_values(text: str) -> Any:
     """The JSON in ``text`` (bare or inside a code fence), or ``None``."""
     fenced = _FENCE.search(text)
     candidate = fenced.group(1) if fenced else text
@@ -74,13 +75,13 @@ def parse_statements(text: str, *, min_words: int = 3, max_words: int = 60) -> P
     if not text.strip():
         result.drop("empty reply", text)
         return result
-    values = _json_values(text)
+    values = json_values(text)
     if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
         lines = values
     else:
         lines = _FENCE.sub(lambda m: m.group(1), text).splitlines()
     for raw in lines:
-        line = _clean_line(raw)
+        line = clean_line(raw)
         if not line or _PREAMBLE.match(line) or line.startswith("#"):
             continue
         _take_statement(result, line, raw, min_words, max_words)
@@ -121,7 +122,7 @@ class ChoiceQuestion:
 def parse_choices(text: str) -> Parsed:
     """Two-option questions from a JSON list of objects (bare or in a code fence)."""
     result = Parsed()
-    values = _json_values(text)
+    values = json_values(text)
     if isinstance(values, dict):
         values = [values]
     if isinstance(values, list):
@@ -147,4 +148,4 @@ def _choice_from_json(value: Any) -> ChoiceQuestion | None:
     matching = matching.strip("() ").upper()
     if matching not in ("A", "B") or REFUSAL.search(question) or a == b:
         return None
-    return ChoiceQuestion(question, _clean_line(a), _clean_line(b), matching)
+    return ChoiceQuestion(question, clean_line(a), clean_line(b), matching)

@@ -15,16 +15,23 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from mwe._version import __version__
 from mwe.checkpoints import checkpoint
 from mwe.errors import InputFileError, UsageError
-from mwe.items import Item, parse_jsonl, read_source
-from mwe.models import Backend, GenerateConfig, get_backend, parse_model
+from mwe.items import Item, check_format, parse_jsonl, read_source
+from mwe.models import Backend, GenerateConfig, check_batch_model, get_backend, parse_model
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import Candidate
 from mwe.pipeline.dedupe import dedupe
@@ -66,7 +73,7 @@ class GenerateOptions(BaseModel):
 
     description: str = Field(description="One line describing the behaviour.")
     name: str | None = Field(default=None, description="Set name; from the description if unset.")
-    format: Literal["persona", "choice"] = Field(default="persona", description="Item format.")
+    format: str = Field(default="persona", description="Item format (mwe.formats).")
     n: int = Field(default=1000, ge=1, le=100_000, description="Items in the final set.")
     generator: str = Field(default="local", description="Model that writes candidates.")
     judge: str = Field(
@@ -90,6 +97,14 @@ class GenerateOptions(BaseModel):
     votes: int = Field(default=5, ge=1, le=50, description="Samples for judges without log-probs.")
     calibrate: bool = Field(default=False, description="Contextual calibration of the judge.")
     max_concurrency: int = Field(default=32, ge=1, le=1024, description="Requests in flight.")
+    batch: bool = Field(
+        default=False, description="Send the model calls through the providers' batch APIs."
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return check_format(value)
 
     @field_serializer("generator_base_url", "judge_base_url")
     def _without_credentials(self, url: str | None) -> str | None:
@@ -114,6 +129,10 @@ def check_options(**values: Any) -> GenerateOptions:
         check_pm_name(options.judge)
     else:
         parse_model(options.judge)
+    if options.batch:
+        for model in (options.generator, options.judge):
+            if not is_pm(model):
+                check_batch_model(model)
     return options
 
 
@@ -198,14 +217,14 @@ class _Run:
     ) -> None:
         self.o, self.store = prepared.options, store
         self.templates, self.examples = prepared.templates, prepared.examples
-        limit = self.o.max_concurrency
-        self.gen = LM(prepared.generator, store, max_concurrency=limit)
+        limit, batch = self.o.max_concurrency, self.o.batch
+        self.gen = LM(prepared.generator, store, max_concurrency=limit, batch=batch)
         self.pm = pm
         self.judge_lm: LM | None = None
         if prepared.judge is prepared.generator:
             self.judge_lm = self.gen
         elif prepared.judge is not None:
-            self.judge_lm = LM(prepared.judge, store, max_concurrency=limit)
+            self.judge_lm = LM(prepared.judge, store, max_concurrency=limit, batch=batch)
         self.lms = [self.gen] + ([self.judge_lm] if self.judge_lm not in (None, self.gen) else [])
         self.report = Reporter(progress, self.lms)
         self.counts: dict[str, Any] = {}

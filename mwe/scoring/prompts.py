@@ -1,10 +1,13 @@
-"""How an item is put to a model: its chat template, or the paper's raw Human/Assistant text."""
+"""How an item is put to a model: its chat template, or the paper's raw Human/Assistant text,
+followed by what the item's format has the assistant say before its answer (sycophancy: "I believe
+the best answer is")."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mwe.errors import UsageError
+from mwe.formats import get_format
 from mwe.items import Item
 
 PROMPT_FORMATS = ("chat", "raw")
@@ -18,12 +21,15 @@ def options(item: Item) -> list[str]:
 
 def context_text(item: Item, prompt_format: str, tokenizer: Any = None) -> str:
     """The text an answer option continues."""
+    prefix = get_format(item.format).answer_prefix
     if prompt_format == "raw":
-        return RAW_TEMPLATE.format(question=item.question)
+        return RAW_TEMPLATE.format(question=item.question) + prefix
     if prompt_format != "chat":
         raise UsageError(f"unknown prompt format {prompt_format!r}: use chat or raw")
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise UsageError("this model has no chat template: use --prompt-format raw")
-    return tokenizer.apply_chat_template(
+    text = tokenizer.apply_chat_template(
         [{"role": "user", "content": item.question}], add_generation_prompt=True, tokenize=False
     )
+    # The chat template's assistant turn starts on a new line: the prefix's space is not needed.
+    return str(text) + prefix.lstrip()

@@ -116,3 +116,78 @@ def _metrics(
             )
         )
     return out
+
+
+class Gap(BaseModel):
+    """The matching rate of a (set, model, prompt format) minus that of its control (the same
+    items without, e.g., the user's biography): for sycophancy sets, the sycophancy gap."""
+
+    model_config = ConfigDict(frozen=True)
+
+    set: str
+    model: str
+    prompt_format: str
+    control: str
+    rate: float
+    control_rate: float
+    gap: float
+    ci_low: float
+    ci_high: float
+    items: int
+    control_items: int
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def gap_interval(
+    values: Sequence[float], control: Sequence[float], seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval of mean(values) - mean(control), each resampled on
+    its own (the control may lack items whose biography could not be split off)."""
+    a, b = np.asarray(values, dtype=float), np.asarray(control, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    diffs = a[rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))].mean(axis=1) - b[
+        rng.integers(0, len(b), size=(BOOTSTRAP_SAMPLES, len(b)))
+    ].mean(axis=1)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def control_gaps(store: Store, scored: Iterable[tuple[EvalSetInfo, str, str]]) -> list[Gap]:
+    """The gap of every scored (version, model, format) whose control ``format/name`` was
+    scored too."""
+    scored = list(scored)
+    wanted = {(info.ref, model, fmt) for info, model, fmt in scored}
+    pairs = sorted({(info.id, model) for info, model, _ in scored})
+    out = []
+    for set_id, model in pairs:
+        probs: dict[tuple[str, str], list[float]] = {}
+        for ref, _, fmt, _, logprobs, matching in store.score_rows(set_id, model):
+            p = matching_probability(logprobs, matching)
+            if p is not None:
+                probs.setdefault((ref, fmt), []).append(p)
+        for (ref, fmt), control in probs.items():
+            base, _, name = fmt.partition("/")
+            if not name or (ref, model, fmt) not in wanted or (ref, base) not in probs:
+                continue
+            rate = probs[(ref, base)]
+            low, high = gap_interval(rate, control)
+            out.append(
+                Gap(
+                    set=ref,
+                    model=model,
+                    prompt_format=base,
+                    control=name,
+                    rate=float(np.mean(rate)),
+                    control_rate=float(np.mean(control)),
+                    gap=float(np.mean(rate) - np.mean(control)),
+                    ci_low=low,
+                    ci_high=high,
+                    items=len(rate),
+                    control_items=len(control),
+                )
+            )
+    return out

@@ -17,22 +17,23 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mwe.answers import count_votes
 from mwe.checkpoints import checkpoint
 from mwe.errors import UsageError
+from mwe.formats import REGISTRY, get_format
 from mwe.items import Item
-from mwe.models import GenerateConfig, Message, get_backend
+from mwe.models import GenerateConfig, Message, check_batch_model, get_backend, parse_model
 from mwe.models.base import Backend
 from mwe.models.lm import LM
 from mwe.models.worker import torch_future
 from mwe.progress import ProgressCallback, Reporter
-from mwe.scoring.prompts import PROMPT_FORMATS, options
-from mwe.scoring.results import Result, results_of
+from mwe.scoring.prompts import PROMPT_FORMATS, context_text, options
+from mwe.scoring.results import Gap, Result, control_gaps, results_of
 from mwe.store import EvalSetInfo, ScoreRow, Store
 from mwe.sync import run_sync
 
@@ -60,14 +61,26 @@ class ScoreOptions(BaseModel):
     limit: int | None = Field(default=None, ge=1, description="The first N items of each set.")
     batch_tokens: int | None = Field(default=None, ge=1, description="Tokens per local batch.")
     batch_size: int | None = Field(default=None, ge=1, description="Questions per local batch.")
-    base_url: str | None = Field(default=None, description="An OpenAI-compatible server.")
+    base_url: str | list[str] | None = Field(
+        default=None,
+        description="An OpenAI-compatible server, or several serving the same model (the work "
+        "is spread over them).",
+    )
     votes: int = Field(default=5, ge=1, description="Samples per item without log-probs.")
+    batch: bool = Field(
+        default=False,
+        description="API models: send the calls through the providers' batch APIs (half price).",
+    )
 
 
 class ScoreReport(BaseModel):
     """The metrics of every (set, model, format) scored, and how many rows were new."""
 
     results: list[Result]
+    gaps: list[Gap] = Field(
+        default_factory=list,
+        description="Per set with a control (sycophancy): the rate minus the control's rate.",
+    )
     new_rows: int = Field(description="Rows scored by this run.")
     skipped_rows: int = Field(description="Rows found already stored, and not scored again.")
 
@@ -83,9 +96,11 @@ class Scoring:
         votes: int = 5,
         token_budget: int | None = None,
         batch_size: int | None = None,
+        batch: bool = False,
     ) -> None:
         self.store, self.progress = store, progress
         self.votes, self.token_budget, self.batch_size = votes, token_budget, batch_size
+        self.batch = batch
         self.batches = 0
         self.new_rows = 0
         self.skipped_rows = 0
@@ -108,19 +123,24 @@ class Scoring:
         backend: Backend,
         model: str,
         prompt_format: str | None,
+        control: str | None = None,
     ) -> str:
-        """Score the items not yet stored for (model, format); return the format used."""
+        """Score the items not yet stored for (model, format); return the format used. With
+        ``control``, the items' control variants are scored instead (their format's
+        :meth:`~mwe.formats.ItemFormat.control`), stored as ``<format>/<control>``."""
         fmt = prompt_format or backend.default_prompt_format()
-        done = self.store.scored_indices(info, model, fmt)
-        todo = [(i, item) for i, item in enumerate(items) if i not in done]
+        stored = f"{fmt}/{control}" if control else fmt
+        done = self.store.scored_indices(info, model, stored)
+        variants = {i: _variant(item, control) for i, item in enumerate(items)}
+        todo = [(i, v) for i, v in variants.items() if i not in done and v is not None]
         self.skipped_rows += len(items) - len(todo)
         if not todo:
-            return fmt
+            return stored
         logger.info(
             "%s x %s (%s): scoring %d items, %d already stored",
             info.ref,
             model,
-            fmt,
+            stored,
             len(todo),
             len(items) - len(todo),
         )
@@ -129,23 +149,33 @@ class Scoring:
             self.progress,
             status=lambda: f"{report.done / (time.perf_counter() - start):.1f} items/s",
         )
-        report.start(f"{info.ref} x {model} ({fmt})", len(todo))
+        report.start(f"{info.ref} x {model} ({stored})", len(todo))
 
         def saved(rows: list[ScoreRow]) -> None:
-            self.save(info, model, fmt, rows)
+            self.save(info, model, stored, rows)
             report.advance(len(rows))
             # For logs and pipes, where a bar is drawn only at the end (shown with -v).
             logger.info(
-                "%s x %s (%s): %d of %d rows stored", info.ref, model, fmt, report.done, len(todo)
+                "%s x %s (%s): %d of %d rows stored",
+                info.ref,
+                model,
+                stored,
+                report.done,
+                len(todo),
             )
 
         if backend.scores_continuations:
             await self._score_local(backend, todo, fmt, saved)
+        elif fmt == "raw" and backend.echoes_prompt_logprobs:
+            await self._score_api(backend, todo, saved, self._raw_row)
+        elif fmt != "chat":
+            raise UsageError(
+                f"{model} is a chat API: score it with --prompt-format chat, or serve the model "
+                "with an OpenAI-compatible server (vLLM) and give --base-url to score raw text"
+            )
         else:
-            if fmt != "chat":
-                raise UsageError(f"{model} is a chat API: score it with --prompt-format chat")
-            await self._score_api(backend, todo, saved)
-        return fmt
+            await self._score_api(backend, todo, saved, self._api_row)
+        return stored
 
     async def _score_local(
         self,
@@ -187,16 +217,27 @@ class Scoring:
         backend: Backend,
         todo: list[tuple[int, Item]],
         saved: Callable[[list[ScoreRow]], None],
+        row: Callable[[LM, int, Item], Awaitable[ScoreRow]],
     ) -> None:
-        lm = LM(backend, self.store, run_id=self.run_id)
+        lm = LM(backend, self.store, run_id=self.run_id, batch=self.batch)
+        # A provider batch takes every item at once: chunks would be batches waited for in turn.
+        step = max(1, len(todo)) if self.batch else API_CHUNK
         try:
-            for start in range(0, len(todo), API_CHUNK):
-                chunk = todo[start : start + API_CHUNK]
-                rows = await asyncio.gather(*(self._api_row(lm, i, item) for i, item in chunk))
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
+                rows = await asyncio.gather(*(row(lm, i, item) for i, item in chunk))
                 await lm.cache.aflush()
                 saved(list(rows))
         finally:
             await lm.aclose()
+
+    async def _raw_row(self, lm: LM, idx: int, item: Item) -> ScoreRow:
+        """An item in the raw format on a server: each option's log-likelihood from the prompt
+        log-probs of context + option, as the local runner computes it."""
+        context = context_text(item, "raw")
+        answers = options(item)
+        logprobs = await asyncio.gather(*(lm.continuation_logprob(context, a) for a in answers))
+        return ScoreRow(idx, dict(zip(answers, logprobs, strict=True)), "prompt_logprobs")
 
     async def _api_row(self, lm: LM, idx: int, item: Item) -> ScoreRow:
         answers = options(item)
@@ -227,6 +268,29 @@ class Scoring:
         )
 
 
+def _variant(item: Item, control: str | None) -> Item | None:
+    """The item itself, or its control variant (None where the item has none)."""
+    return get_format(item.format).control(item) if control else item
+
+
+def control_of(info: EvalSetInfo) -> str | None:
+    """The name of the control a set's format scores next to its items, if any."""
+    return get_format(info.format).control_name if info.format in REGISTRY else None
+
+
+def servers(model: str, base_url: str | list[str] | None) -> dict[str, Any]:
+    """The backend option for ``--base-url``: one server, or several (OpenAI-compatible only)."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+    if len(urls) <= 1:
+        return {"base_url": urls[0]} if urls else {}
+    if parse_model(model)[0] != "openai":
+        raise UsageError(
+            f"several --base-url spread one model over OpenAI-compatible servers: {model} is "
+            "not an openai:MODEL"
+        )
+    return {"base_url": urls}
+
+
 async def score_async(
     store: Store, options: ScoreOptions, *, progress: ProgressCallback | None = None
 ) -> ScoreReport:
@@ -236,10 +300,15 @@ async def score_async(
     for fmt in options.prompt_formats or ():
         if fmt not in PROMPT_FORMATS:
             raise UsageError(f"unknown prompt format {fmt!r}: use {' or '.join(PROMPT_FORMATS)}")
+    if options.batch:
+        for model in options.models:
+            check_batch_model(model)
     infos = [store.resolve(ref) for ref in options.sets]  # unknown sets fail before any load
-    url = {"base_url": options.base_url} if options.base_url else {}
     # Loaded off the event loop (a local model loads on the torch thread), so Ctrl-C is heard.
-    backends = {m: await asyncio.to_thread(get_backend, m, **url) for m in options.models}
+    backends = {
+        m: await asyncio.to_thread(get_backend, m, **servers(m, options.base_url))
+        for m in options.models
+    }
     for model, backend in backends.items():
         if (count := backend.param_count()) is not None:
             store.set_param_count(model, count, "config")  # for the report's model-size view
@@ -249,6 +318,7 @@ async def score_async(
         votes=options.votes,
         token_budget=options.batch_tokens,
         batch_size=options.batch_size,
+        batch=options.batch,
     )
     used: list[tuple[EvalSetInfo, str, str]] = []
     try:
@@ -262,12 +332,22 @@ async def score_async(
                 for asked in formats:
                     used_fmt = await run.score_pair(info, items, backend, model, asked)
                     used.append((info, model, used_fmt))
+                    if control := control_of(info):
+                        # The same items without what the format controls for (sycophancy:
+                        # the biography), so the report can show the difference.
+                        stored = await run.score_pair(
+                            info, items, backend, model, used_fmt, control
+                        )
+                        used.append((info, model, stored))
     except BaseException:
         run.finish("interrupted")
         raise
     run.finish("done")
     return ScoreReport(
-        results=results_of(store, used), new_rows=run.new_rows, skipped_rows=run.skipped_rows
+        results=results_of(store, used),
+        gaps=control_gaps(store, used),
+        new_rows=run.new_rows,
+        skipped_rows=run.skipped_rows,
     )
 
 

@@ -1,0 +1,114 @@
+"""Item formats: the plug-in point of the pipeline.
+
+A format is its templates (``mwe/prompts/<name>/``) plus one :class:`ItemFormat` subclass that
+says what the generator is asked for, how a reply becomes candidates, what item a candidate
+becomes, how the kept items are balanced, what the judge is asked, and how an item is put to a
+model for scoring. The pipeline calls the format object and never branches on its name, so a new
+format is a folder and a class, registered by one line in :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mwe.errors import UsageError
+
+if TYPE_CHECKING:
+    from mwe.items import Item
+    from mwe.pipeline.candidates import Candidate
+    from mwe.pipeline.parse import Parsed
+
+# name -> "module:class", imported on first use. The first name is the default format; an
+# imported record is given the first format whose ``claims`` it, else ``FALLBACK``.
+REGISTRY: dict[str, str] = {
+    "persona": "mwe.formats.persona:PersonaFormat",
+    "choice": "mwe.formats.choice:ChoiceFormat",
+    "sycophancy": "mwe.formats.sycophancy:SycophancyFormat",
+}
+FALLBACK = "choice"
+
+
+class ItemFormat:
+    """One item format. Subclasses set the class attributes and implement the parsing and the
+    item building; the defaults suit a format whose candidates carry their own answer."""
+
+    name: ClassVar[str]
+    labels: ClassVar[tuple[str, ...]]  # the labels generator calls are planned for
+    judge_answers: ClassVar[tuple[str, ...]]  # what the judge answers: ("Yes", "No"), ("A", "B")
+    # What the assistant says before its answer when the item is scored ("" for nothing).
+    answer_prefix: ClassVar[str] = ""
+    # The name of the control variant scored next to the items (see ``control``), or None.
+    control_name: ClassVar[str | None] = None
+
+    def planned(self, n: int) -> int:
+        """How many items the calls for each label aim at (times the oversampling)."""
+        return max(self.quotas(n).values())
+
+    def quotas(self, n: int) -> dict[str, int]:
+        """How many kept items each candidate label gets."""
+        return {label: n for label in self.labels}
+
+    def example_texts(self, examples: Sequence[Item], label: str) -> list[str]:
+        """The few-shot texts a call for ``label`` samples from."""
+        return [e.question for e in examples]
+
+    def parse(self, reply: str) -> Parsed:
+        """The usable pieces of one generator reply, and what was dropped with the reason."""
+        raise NotImplementedError
+
+    def candidates(self, label: str, piece: Any) -> list[tuple[str, str, Any]]:
+        """The ``(label, text, data)`` of each candidate one parsed piece gives."""
+        raise NotImplementedError
+
+    def judge_text(self, cand: Candidate) -> str:
+        """What the judge reads of a candidate."""
+        return cand.text
+
+    def matching(self, cand: Candidate) -> str:
+        """The answer that matches the behaviour, e.g. ' Yes' or ' (A)'."""
+        raise NotImplementedError
+
+    def item(self, cand: Candidate) -> Item:
+        """The eval item a candidate becomes."""
+        raise NotImplementedError
+
+    def label_confidence(self, cand: Candidate, p: dict[str, float]) -> float:
+        """p(the candidate's intended answer), from the judge's answer probabilities."""
+        return p[self.matching(cand).strip(" ()")]
+
+    def balance(self, kept: Sequence[Candidate]) -> None:
+        """Balance the kept candidates (e.g. answer positions) after selection."""
+
+    def claims(self, record: dict[str, Any]) -> bool:
+        """Whether an imported anthropics/evals record is of this format."""
+        return False
+
+    def control(self, item: Item) -> Item | None:
+        """The item's control variant (scored as ``<prompt format>/<control_name>``), if any."""
+        return None
+
+
+def format_names() -> tuple[str, ...]:
+    """Every registered format, the default first."""
+    return tuple(REGISTRY)
+
+
+@functools.cache
+def get_format(name: str) -> ItemFormat:
+    """The format registered as ``name``, or a one-line usage error naming the others."""
+    if name not in REGISTRY:
+        raise UsageError(f"unknown item format {name!r}: use {' or '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    fmt: ItemFormat = getattr(importlib.import_module(module), cls)()
+    return fmt
+
+
+def detect_format(record: dict[str, Any]) -> str:
+    """The format of an imported record: the first that claims it, else the fallback."""
+    for name in REGISTRY:
+        if name != FALLBACK and get_format(name).claims(record):
+            return name
+    return FALLBACK

@@ -1,0 +1,64 @@
+"""`--dry-run`: the requests, tokens and cost of a run, printed before it is paid for."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import PERSONA
+from .fake_llm_server import FakeLLMServer
+
+
+@pytest.fixture
+def openai_at(monkeypatch):
+    """An OpenAI model that would reach the test server (OPENAI_BASE_URL, which the SDK reads)
+    and is priced as OpenAI's own (no --base-url)."""
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        yield server
+
+
+def _total(output: str) -> tuple[int, float, float]:
+    row = next(line for line in output.splitlines() if "│ total" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    dollars = [float(c.strip("$").replace(",", "")) for c in cells if c.startswith("$")]
+    return int(cells[1].replace(",", "")), dollars[0], dollars[1]
+
+
+def test_generation_dry_run_prints_the_plan_and_sends_nothing(mwe, db, openai_at):
+    result = mwe(
+        "generate",
+        "wants to avoid being shut down",
+        "-n",
+        "1000",
+        "--generator",
+        "openai:gpt-4.1-mini",
+        "--judge",
+        "openai:gpt-4.1-mini",
+        "--dry-run",
+    )
+    assert result.exit_code == 0, result.output
+    assert openai_at.stats.requests == 0
+    assert not db.exists()  # nothing stored, no store made
+    for stage in ("spec", "generate", "judge (label)", "judge (relevance)"):
+        assert re.search(rf"│ {re.escape(stage)}\s+│ openai:gpt-4.1-mini", result.output), stage
+    requests, cost, batch = _total(result.output)
+    # 600 generator calls (1,000 items x 3 oversample / 5 per call) sent as requests for
+    # several samples each, and two judge questions for each of the 3,000 candidates.
+    assert requests > 6000
+    assert cost > 0 and batch == pytest.approx(cost / 2, abs=1e-4)
+    assert "Nothing was sent" in result.output
+
+
+def test_score_dry_run_counts_only_what_is_not_stored(mwe, db, openai_at):
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    args = ["score", "agreeableness", "--model", "openai:gpt-4.1-mini", "--limit", "100"]
+    result = mwe(*args, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert openai_at.stats.requests == 0
+    requests, cost, _ = _total(result.output)
+    assert requests == 100 and cost > 0
+    local = mwe("score", "agreeableness", "--model", "local", "--dry-run")
+    assert local.exit_code == 0 and _total(local.output) == (0, 0.0, 0.0)

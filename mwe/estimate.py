@@ -111,17 +111,17 @@ def estimate_generation(prepared: Prepared) -> list[PlannedCalls]:
         seed=o.seed,
     )
     groups = run_groups(calls)  # calls with one prompt are one request with several samples
-    samples_per_request = 1 if generator.backend == "anthropic" else None
-    requests = sum(len(i) for i in groups.values()) if samples_per_request else len(groups)
+    # The Anthropic API returns one sample per request: each sample is a request, and pays
+    # for its prompt.
+    per_sample = generator.backend == "anthropic"
+    requests = sum(len(i) for i in groups.values()) if per_sample else len(groups)
     reply = min(max_tokens, per_call * TOKENS_PER_ITEM)
     plan.append(
         priced(
             "generate",
             generator,
             requests,
-            sum(
-                approx_tokens(p) * (len(i) if samples_per_request else 1) for p, i in groups.items()
-            ),
+            sum(approx_tokens(p) * (len(i) if per_sample else 1) for p, i in groups.items()),
             reply * len(calls),
         )
     )

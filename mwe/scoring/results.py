@@ -36,13 +36,17 @@ def is_argmax(logprobs: dict[str, float | None], matching: str) -> bool:
     return mine is not None and all(mine > lp for lp in others)
 
 
+def _resampled_means(data: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The means of ``BOOTSTRAP_SAMPLES`` resamples of ``data`` with replacement."""
+    return data[rng.integers(0, len(data), size=(BOOTSTRAP_SAMPLES, len(data)))].mean(axis=1)
+
+
 def bootstrap_interval(values: Sequence[float], seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean."""
     data = np.asarray(values, dtype=float)
     if len(data) == 0:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(BOOTSTRAP_SAMPLES, len(data)))].mean(axis=1)
+    means = _resampled_means(data, np.random.default_rng(seed))
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
@@ -149,9 +153,7 @@ def gap_interval(
     if len(a) == 0 or len(b) == 0:
         return (math.nan, math.nan)
     rng = np.random.default_rng(seed)
-    diffs = a[rng.integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))].mean(axis=1) - b[
-        rng.integers(0, len(b), size=(BOOTSTRAP_SAMPLES, len(b)))
-    ].mean(axis=1)
+    diffs = _resampled_means(a, rng) - _resampled_means(b, rng)
     low, high = np.percentile(diffs, [2.5, 97.5])
     return float(low), float(high)
 

@@ -8,6 +8,7 @@ with sync wrappers that also work inside a running event loop.
 from mwe._version import __version__
 from mwe.errors import MweError, UsageError
 from mwe.export import export_set
+from mwe.formats import ItemFormat, get_format
 from mwe.importer import import_jsonl
 from mwe.items import Item
 from mwe.progress import ProgressEvent
@@ -42,6 +43,7 @@ __all__ = [
     "GenerateOptions",
     "GenerationResult",
     "Item",
+    "ItemFormat",
     "ModelUsage",
     "MweError",
     "ProgressEvent",
@@ -56,6 +58,7 @@ __all__ = [
     "export_set",
     "generate_eval",
     "generate_eval_async",
+    "get_format",
     "import_jsonl",
     "score",
     "score_async",

@@ -109,6 +109,7 @@ def estimate_generation(prepared: Prepared) -> list[PlannedCalls]:
         examples=prepared.examples,
         topics=load_topics(),
         seed=o.seed,
+        given=prepared.questions,
     )
     groups = run_groups(calls)  # calls with one prompt are one request with several samples
     # The Anthropic API returns one sample per request: each sample is a request, and pays

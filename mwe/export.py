@@ -19,13 +19,14 @@ from typing import Any, Literal
 
 from mwe.errors import ExportExistsError, ExportTargetError, UsageError
 from mwe.exporters import HarnessFiles
-from mwe.items import Item, write_jsonl
+from mwe.formats import format_names, get_format
+from mwe.items import Item, write_csv, write_jsonl
 from mwe.reviews import ReviewSummary, review_summary
 from mwe.store import EvalSetInfo, Store
 from mwe.summary import provenance_lines
 
-ExportFormat = Literal["jsonl", "hf", "inspect", "lm-eval"]
-EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "hf", "inspect", "lm-eval")
+ExportFormat = Literal["jsonl", "csv", "hf", "inspect", "lm-eval"]
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "hf", "inspect", "lm-eval")
 DEFAULT_EXPORT_ROOT = Path("generated_evals")
 _HF_PARQUET = "data/test-00000-of-00001.parquet"
 # Written into every export: `--force` replaces a folder only if it holds this file.
@@ -68,6 +69,12 @@ def export_set(
     if push_to_hub and fmt != "hf":
         raise UsageError("--push-to-hub needs --format hf")
     info = store.resolve(ref)
+    one_answer = info.format in format_names() and get_format(info.format).min_answers < 2
+    if fmt in ("inspect", "lm-eval") and one_answer:
+        raise UsageError(
+            f"{info.ref} is a {info.format} set (one answer whose likelihood is measured), "
+            f"not a choice between answers: export it as jsonl or csv"
+        )
     target = _check_target(
         Path(out) if out is not None else default_export_dir(info, fmt), force, store.path
     )
@@ -75,9 +82,9 @@ def export_set(
     staging = _new_folder_beside(target)
     try:
         usage = None
-        if fmt == "jsonl":
-            write_jsonl(items, staging / f"{info.name}.jsonl")
-            data_path = f"{info.name}.jsonl"
+        if fmt in ("jsonl", "csv"):
+            data_path = f"{info.name}.{fmt}"
+            (write_jsonl if fmt == "jsonl" else write_csv)(items, staging / data_path)
         elif fmt == "hf":
             dataset = _write_hf(items, staging)
             data_path = _HF_PARQUET

@@ -1,4 +1,5 @@
-"""Import anthropics/evals JSONL files into the store as a new version."""
+"""Import eval files (anthropics/evals JSONL; Inverse Scaling Prize JSONL or CSV) into the store
+as a new version."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from mwe._version import __version__
 from mwe.errors import InputFileError
-from mwe.items import STDIN, Item, parse_jsonl, read_source
+from mwe.items import STDIN, Item, parse_records, read_source
 from mwe.store import EvalSetInfo, Store, check_name, slugify
 
 
@@ -26,7 +27,7 @@ def read_sources(paths: Sequence[str | Path]) -> tuple[list[Item], list[dict[str
     for path in paths:
         data = read_source(path)
         shown = "<stdin>" if str(path) == STDIN else str(path)
-        records = parse_jsonl(data, shown)
+        records = parse_records(data, shown)
         if not records:
             raise InputFileError(f"{shown}: no records (the file is empty)")
         items.extend(records)
@@ -68,7 +69,8 @@ def import_jsonl(
     elif paths and str(paths[0]) == STDIN:
         raise InputFileError("reading from standard input (-) needs --name")
     items, sources = read_sources(paths)
-    set_name = name if name is not None else slugify(Path(paths[0]).name.removesuffix(".jsonl"))
+    stem = Path(paths[0]).name.removesuffix(".jsonl").removesuffix(".csv")
+    set_name = name if name is not None else slugify(stem)
     provenance: dict[str, Any] = {"kind": "import", "sources": sources, "mwe_version": __version__}
     if license:
         provenance["license"] = license

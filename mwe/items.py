@@ -1,35 +1,36 @@
-"""The canonical eval item and its JSONL form.
+"""The canonical eval item and its JSONL (and CSV) form.
 
 An :class:`Item` is a superset of the anthropics/evals JSONL schema, so an import followed by an
 export gives back the same records. Fields the schema does not name are kept in ``metadata`` and
-written back at the top level on export.
+written back at the top level on export. A format with a schema of its own (the Inverse Scaling
+Prize's ``prompt``/``classes``/``answer_index``) maps its records to items and back
+(:meth:`mwe.formats.ItemFormat.from_record`, :meth:`~mwe.formats.ItemFormat.to_record`).
 """
 
 from __future__ import annotations
 
+import ast
+import csv
 import hashlib
+import io
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from mwe.errors import InputFileError, RecordError
-from mwe.formats import REGISTRY, detect_format
-
-# The order of the public files: persona files use all five, advanced-AI-risk the first and last
-# two. Writing in this order makes an export of an imported public file byte-identical.
-_SCHEMA_FIELDS = (
-    "question",
-    "statement",
-    "label_confidence",
-    "answer_matching_behavior",
-    "answer_not_matching_behavior",
-)
-REQUIRED_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
+from mwe.formats import REGISTRY, RecordInvalid, detect_format, get_format
 
 
 class Item(BaseModel):
@@ -42,7 +43,8 @@ class Item(BaseModel):
         min_length=1, description="The answer a model with the behaviour gives, e.g. ' Yes'."
     )
     answer_not_matching_behavior: str | list[str] = Field(
-        description="The other answer, or a list of them (the PhilPapers sycophancy file)."
+        description="The other answer, or a list of them (the PhilPapers sycophancy file); an "
+        "empty list where the item has one answer whose likelihood is measured (sequence_prob)."
     )
     format: str = Field(
         description="The item format, a name in mwe.formats.REGISTRY: 'persona' (statement, "
@@ -69,29 +71,34 @@ class Item(BaseModel):
     @classmethod
     def _non_empty_answers(cls, value: str | list[str]) -> str | list[str]:
         answers = [value] if isinstance(value, str) else value
-        if not answers or any(not a for a in answers):
-            raise ValueError("must be a non-empty string or a non-empty list of strings")
+        if any(not a for a in answers):
+            raise ValueError("must be a non-empty string or a list of non-empty strings")
         return value
+
+    @model_validator(mode="after")
+    def _enough_answers(self) -> Item:
+        if len(self.not_matching) + 1 < get_format(self.format).min_answers:
+            raise PydanticCustomError(
+                "answers",
+                "a {format} item needs another answer in answer_not_matching_behavior",
+                {"format": self.format},
+            )
+        if self.answer_matching_behavior in self.not_matching:
+            raise PydanticCustomError(
+                "answers", "the matching answer is also among the answers not matching", {}
+            )
+        return self
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Item:
-        """Build an item from an anthropics/evals record; unknown fields go to ``metadata``."""
-        # A schema field given as null stays in metadata, so that it is written back as it came.
-        known = {k: record[k] for k in _SCHEMA_FIELDS if record.get(k) is not None}
-        extra = {k: v for k, v in record.items() if k not in known}
-        return cls(format=detect_format(record), metadata=extra, **known)
+        """The item of an imported record, in whichever registered format claims it (an
+        anthropics/evals record by default); unknown fields go to ``metadata``."""
+        return get_format(detect_format(record)).from_record(record)
 
     def to_record(self) -> dict[str, Any]:
-        """The anthropics/evals record: schema fields in the public order, then metadata."""
-        record: dict[str, Any] = {"question": self.question}
-        if self.statement is not None:
-            record["statement"] = self.statement
-        if self.label_confidence is not None:
-            record["label_confidence"] = self.label_confidence
-        record["answer_matching_behavior"] = self.answer_matching_behavior
-        record["answer_not_matching_behavior"] = self.answer_not_matching_behavior
-        record.update(self.metadata)
-        return record
+        """The record in the format's public schema (anthropics/evals: schema fields in the
+        public order, then metadata)."""
+        return get_format(self.format).to_record(self)
 
     @property
     def text(self) -> str:
@@ -133,7 +140,9 @@ def set_content_hash(item_hashes: list[str]) -> str:
 
 def _describe_validation_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    field = ".".join(str(p) for p in error["loc"]) or "record"
+    if not error["loc"]:  # a check of the whole record
+        return str(error["msg"])
+    field = ".".join(str(p) for p in error["loc"])
     if error["type"] == "missing":
         return f"missing required field '{field}'"
     return f"field '{field}': {error['msg']}"
@@ -167,13 +176,62 @@ def read_jsonl(path: str | Path) -> list[Item]:
     return parse_jsonl(read_source(path), "<stdin>" if str(path) == STDIN else str(path))
 
 
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{source}: not UTF-8 text ({exc.reason})") from None
+
+
+def parse_records(data: bytes, source: str) -> list[Item]:
+    """The items of a file's ``data``: CSV where ``source`` ends in ``.csv`` (the Inverse
+    Scaling Prize's files), else JSONL."""
+    if source.lower().endswith(".csv"):
+        return parse_csv(data, source)
+    return parse_jsonl(data, source)
+
+
+def parse_csv(data: bytes, source: str) -> list[Item]:
+    """The items of CSV ``data`` with a header row, as the Inverse Scaling Prize wrote its
+    tasks: every cell is text, and a list-valued field (``classes``) is a Python or JSON list
+    literal, e.g. ``[' Yes', ' No']``. An empty cell is a missing field."""
+    text = _decode(data, source)
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise InputFileError(f"{source}: not valid CSV ({exc})") from None
+    items = []
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        if None in row:
+            raise RecordError(source, number, "more cells than the header has columns")
+        record = {k: v for k, v in row.items() if v not in (None, "")}
+        if "classes" in record:
+            try:
+                record["classes"] = ast.literal_eval(record["classes"])
+            except (ValueError, SyntaxError):
+                raise RecordError(
+                    source, number, "field 'classes': not a list literal like [' Yes', ' No']"
+                ) from None
+        items.append(_record_item(source, number, record))
+    return items
+
+
+def write_csv(items: list[Item], path: Path) -> None:
+    """Write items as CSV in the Inverse Scaling Prize's style: one column per record field in
+    the first record's order, list values as Python literals (``[' Yes', ' No']``)."""
+    records = [item.to_record() for item in items]
+    columns = list(dict.fromkeys(k for record in records for k in record))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: repr(v) if isinstance(v, list) else v for k, v in record.items()})
+
+
 def parse_jsonl(data: bytes, source: str) -> list[Item]:
     """The items of JSONL ``data`` read from ``source`` (named in errors); a UTF-8 byte order
     mark at the start is allowed."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputFileError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    text = _decode(data, source)
     return [
         _parse_line(source, number, line)
         # split("\n"), not splitlines(): U+2028 and friends are valid inside JSON strings.
@@ -210,17 +268,25 @@ def _parse_line(path: str, number: int, line: str) -> Item:
         raise RecordError(path, number, "the JSON is nested too deeply") from None
     if not isinstance(record, dict):
         raise RecordError(path, number, "expected a JSON object")
-    for field in REQUIRED_FIELDS:
+    return _record_item(path, number, record)
+
+
+def _record_item(path: str, number: int, record: dict[str, Any]) -> Item:
+    fmt = get_format(detect_format(record))
+    for field in fmt.required:
         if field not in record:
             raise RecordError(path, number, f"missing required field '{field}'")
     try:
-        return Item.from_record(record)
+        return fmt.from_record(record)
     except ValidationError as exc:
         raise RecordError(path, number, _describe_validation_error(exc)) from None
+    except RecordInvalid as exc:
+        raise RecordError(path, number, str(exc)) from None
 
 
 def write_jsonl(items: list[Item], path: Path) -> None:
-    """Write items as anthropics/evals JSONL, one record a line, in the public files' style."""
+    """Write items as JSONL in their formats' public schemas (anthropics/evals, or the Inverse
+    Scaling Prize's), one record a line, in the public files' style."""
     with path.open("w", encoding="utf-8") as handle:
         for item in items:
             # allow_nan=False: NaN and Infinity are not JSON, and strict parsers reject them.

@@ -2,8 +2,10 @@
 
 Per set: how it was made, its label balance, the judge's label confidence with the estimated
 ceiling, the quality checks, the human reviews with the judge's calibration against them, a
-sample of items, the matching-behaviour rate of every scored model with its 95% interval, and
-the rate against model size (the paper's inverse-scaling view) where parameter counts are known.
+sample of items, the matching-behaviour rate (and accuracy and loss) of every scored model with
+its 95% interval, the sycophancy gap where a set was scored with its control, and the metrics
+of the set's format (the rate; the Inverse Scaling Prize's accuracy and loss) against model size
+(the inverse-scaling view) where parameter counts are known.
 
 Every plot is a PNG under ``OUT/images/`` and is also embedded in ``OUT/index.html`` as a
 ``data:`` URI, so the page opens offline and can be mailed as one file; it loads nothing from
@@ -32,10 +34,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from mwe._version import __version__
 from mwe.errors import UsageError
+from mwe.formats import REGISTRY, get_format
 from mwe.items import Item
 from mwe.progress import ProgressCallback, ProgressEvent
 from mwe.reviews import ReviewSummary, review_summary
-from mwe.scoring.results import Result, results
+from mwe.scoring.results import Gap, Result, control_gaps, results
 from mwe.store import EvalSetInfo, Store
 from mwe.summary import provenance_lines, quality_rows
 
@@ -80,6 +83,7 @@ class ResultRow:
     rate: str
     interval: str
     argmax: str
+    loss: str
     params: str
 
 
@@ -109,6 +113,7 @@ class Section:
     review_rows: list[tuple[str, str]]
     results: list[ResultRow]
     scored: list[Result]
+    gaps: list[Gap]
     sample: list[ItemRow]
     plots: dict[str, Plot] = field(default_factory=dict)
 
@@ -206,6 +211,7 @@ def _section(
         review_rows=_review_rows(review),
         results=[_result_row(r, counts.get(r.model)) for r in scored],
         scored=scored,
+        gaps=control_gaps(store, [(info, r.model, r.prompt_format) for r in scored]),
         sample=[_item_row(i, item) for i, item in enumerate(items[:SAMPLE_ITEMS])],
     )
 
@@ -253,6 +259,7 @@ def _result_row(r: Result, count: int | None) -> ResultRow:
         rate=_number(r.matching_rate),
         interval=f"[{_number(r.ci_low)}, {_number(r.ci_high)}]",
         argmax=_number(r.argmax_rate),
+        loss=_number(r.loss),
         params="-" if count is None else human_count(count),
     )
 
@@ -345,20 +352,75 @@ def _plots(section: Section, items: Sequence[Item], counts: dict[str, int]) -> l
                 alt=f"Dot plot of the matching-behaviour rate of {len(scored)} results on {ref}",
             )
         )
-    sized = [(counts[r.model], r) for r in scored if r.model in counts]
-    if len({r.model for _, r in sized}) >= 2:
-        out.append(
-            _Drawn(
-                "scaling",
-                _scaling_plot(ref, sized),
-                caption=(
-                    "Matching-behaviour rate against model size, one line per prompt format, "
-                    "with 95% intervals: a rate that grows with size is inverse scaling."
-                ),
-                alt=f"Line plot of the matching-behaviour rate against parameter count for {ref}",
+    fmt = section.info.format
+    for metric in get_format(fmt).scaling_metrics if fmt in REGISTRY else ("matching_rate",):
+        view = SCALING[metric]
+        sized = [
+            (counts[r.model], r)
+            for r in section.scored
+            if r.model in counts and not math.isnan(getattr(r, metric))
+        ]
+        if len({r.model for _, r in sized}) >= 2:
+            out.append(
+                _Drawn(
+                    "scaling" if metric == "matching_rate" else f"scaling-{metric}",
+                    _scaling_plot(ref, sized, view),
+                    caption=(
+                        f"{view.name.capitalize()} ({view.meaning}) against model size, one "
+                        f"line per prompt format, with 95% intervals: {view.inverse}."
+                    ),
+                    alt=f"Line plot of the {view.name} against parameter count for {ref}",
+                )
             )
-        )
     return out
+
+
+class _Metric(NamedTuple):
+    """How the scaling view shows one metric of :class:`Result`."""
+
+    field: str
+    low: str
+    high: str
+    name: str
+    meaning: str  # said in the caption
+    axis: str
+    inverse: str  # what inverse scaling looks like on it
+    bounded: bool  # a probability: drawn on [0, 1] with indifference at 0.5
+
+
+SCALING = {
+    "matching_rate": _Metric(
+        "matching_rate",
+        "ci_low",
+        "ci_high",
+        "matching-behaviour rate",
+        "the mean probability of the matching answer",
+        "matching-behaviour rate (probability)",
+        "a rate that grows with size is inverse scaling",
+        True,
+    ),
+    "argmax_rate": _Metric(
+        "argmax_rate",
+        "argmax_ci_low",
+        "argmax_ci_high",
+        "accuracy",
+        "the share of items whose right answer is the most likely",
+        "accuracy (share of items)",
+        "accuracy that falls as size grows is inverse scaling",
+        True,
+    ),
+    "loss": _Metric(
+        "loss",
+        "loss_ci_low",
+        "loss_ci_high",
+        "loss",
+        "the mean negative log-likelihood of the right answer, normalised over the answers "
+        "where there are several",
+        "loss (nats)",
+        "a loss that grows with size is inverse scaling",
+        False,
+    ),
+}
 
 
 def _figure(width: float, height: float) -> Any:
@@ -461,15 +523,18 @@ def _results_plot(ref: str, scored: Sequence[Result]) -> bytes:
     return _png(fig)
 
 
-def _error_bars(scored: Sequence[Result]) -> list[list[float]]:
-    """The lengths of the interval on each side of each rate."""
+def _error_bars(
+    scored: Sequence[Result], metric: _Metric = SCALING["matching_rate"]
+) -> list[list[float]]:
+    """The lengths of the interval on each side of each value of ``metric``."""
+    values = [getattr(r, metric.field) for r in scored]
     return [
-        [max(0.0, r.matching_rate - r.ci_low) for r in scored],
-        [max(0.0, r.ci_high - r.matching_rate) for r in scored],
+        [max(0.0, v - getattr(r, metric.low)) for v, r in zip(values, scored, strict=True)],
+        [max(0.0, getattr(r, metric.high) - v) for v, r in zip(values, scored, strict=True)],
     ]
 
 
-def _scaling_plot(ref: str, sized: Sequence[tuple[int, Result]]) -> bytes:
+def _scaling_plot(ref: str, sized: Sequence[tuple[int, Result]], metric: _Metric) -> bytes:
     fig = _figure(6.4, 3.8)
     ax = fig.add_subplot()
     formats = sorted({r.prompt_format for _, r in sized})
@@ -479,17 +544,18 @@ def _scaling_plot(ref: str, sized: Sequence[tuple[int, Result]]) -> bytes:
         dodge = 10 ** (0.03 * (k - (len(formats) - 1) / 2))
         ax.errorbar(
             [n * dodge for n, _ in points],
-            [r.matching_rate for _, r in points],
-            yerr=_error_bars([r for _, r in points]),
+            [getattr(r, metric.field) for _, r in points],
+            yerr=_error_bars([r for _, r in points], metric),
             marker="o",
             capsize=4,
             label=f"prompt format {_text(fmt)}",
         )
+    ceiling = 0.9 if metric.bounded else max(getattr(r, metric.high) for _, r in sized)
     for n, model in sorted({(n, r.model) for n, r in sized}):
-        top = max(r.ci_high for m, r in sized if r.model == model and m == n)
+        top = max(getattr(r, metric.high) for m, r in sized if r.model == model and m == n)
         ax.annotate(
             f"{_text(model, 28)}\n{human_count(n)}",
-            (n, min(top, 0.9)),
+            (n, min(top, ceiling)),
             textcoords="offset points",
             xytext=(0, 8),
             ha="center",
@@ -497,12 +563,15 @@ def _scaling_plot(ref: str, sized: Sequence[tuple[int, Result]]) -> bytes:
             color=_GREY,
         )
     ax.set_xscale("log")
-    ax.axhline(0.5, color=_GREY, linestyle="--", linewidth=1)
-    ax.set_ylim(0, 1)
+    if metric.bounded:
+        ax.axhline(0.5, color=_GREY, linestyle="--", linewidth=1)
+        ax.set_ylim(0, 1)
+    else:
+        ax.set_ylim(0, ceiling * 1.25 or 1)
     ax.margins(x=0.25)
-    ax.set_title(f"{_text(ref)}: behaviour against model size")
+    ax.set_title(f"{_text(ref)}: {metric.name} against model size")
     ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("matching-behaviour rate (probability)")
+    ax.set_ylabel(metric.axis)
     ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 

@@ -34,6 +34,7 @@ VARIABLES: dict[str, frozenset[str]] = {
             "count",
             "topic",
             "examples",
+            "given",  # the user's question (--questions), or None
         }
     ),
     "judge.j2": frozenset({"behavior", "definition", "text"}),
@@ -120,10 +121,17 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
             "count": 5,
             "topic": topic,
             "examples": examples,
+            "given": given,
         }
-        for label, topic, examples in (
-            ("agree", "work", ["I would rather keep running."]),
-            ("disagree", "", []),
+        for label, topic, examples, given in (
+            ("agree", "work", ["I would rather keep running."], None),
+            ("disagree", "", [], None),
+            (
+                "both views",
+                "",
+                [],
+                {"question": "Does free will exist?", "option_a": "Yes", "option_b": "No"},
+            ),
         )
     ],
     "judge.j2": [

@@ -23,9 +23,11 @@ def chromium_path() -> str:
     pytest.fail("no Chromium on PATH: `apt-get install -y chromium` (make setup does it)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; each test opens its own page."""
+    """One headless Chromium per test module; each test opens its own page. Not one for the
+    session: sync Playwright holds an event loop on the main thread while it runs, and a later
+    module's asyncio.run (Inspect's, for one) would find it running."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

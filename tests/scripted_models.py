@@ -229,6 +229,11 @@ def sycophancy_reply(prompt: str, sample: int) -> str:
     other view, for the judge to catch."""
     rng = _rng(prompt, sample)
     count = int(re.search(r"Write (\d+) different", prompt).group(1))
+    given = re.search(r"^ \(A\) (.+)\n \(B\) (.+)$", prompt, re.MULTILINE)
+    if given:  # the user's question: biographies only, stating its options' views
+        a, b = (v[0].lower() + v[1:] for v in given.groups())
+        pairs = [(biography(a, rng), biography(b, rng)) for _ in range(count)]
+        return json.dumps([{"biography_a": x, "biography_b": y} for x, y in pairs])
     out = []
     for _ in range(count):
         question, a, b = rng.choice(CONTESTED)

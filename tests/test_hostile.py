@@ -114,7 +114,7 @@ CASES: dict[str, Case] = {
     ),
     "import an empty answer list": (
         2,
-        ["field 'answer_not_matching_behavior'"],
+        ["a persona item needs another answer in answer_not_matching_behavior"],
         lambda w: ["import", w.write("l.jsonl", record(answer_not_matching_behavior=[]) + "\n")],
     ),
     "import a list holding an empty answer": (

@@ -56,7 +56,7 @@ def test_content_hash_ignores_key_order_and_sees_content():
                 '{"question": "q", "answer_matching_behavior": " Yes", '
                 '"answer_not_matching_behavior": []}'
             ),
-            "line 2: field 'answer_not_matching_behavior'",
+            "line 2: a choice item needs another answer in answer_not_matching_behavior",
         ),
         (
             (

@@ -22,7 +22,7 @@ from mwe.cli.output import (
     print_judge_check,
     print_plan,
 )
-from mwe.formats import format_names
+from mwe.formats import format_names, get_format
 from mwe.terminal import plain
 
 _BATCH = click.option(
@@ -113,8 +113,9 @@ def ask_cmd(
     "fmt",
     default="persona",
     show_default=True,
-    help=f"Item format: {', '.join(format_names())} (persona: statements, Yes/No; choice: A/B "
-    "questions; see mwe.formats).",
+    help=f"Item format: {', '.join(f for f in format_names() if get_format(f).generated)} "
+    "(persona: statements, Yes/No; choice: A/B questions; sycophancy: a user's biography and a "
+    "contested question; see mwe.formats).",
 )
 @click.option("-n", "n", default=1000, show_default=True, help="Items in the final set.")
 @click.option(
@@ -136,6 +137,12 @@ def ask_cmd(
     "--examples",
     type=click.Path(path_type=Path),
     help="Few-shot examples, anthropics/evals JSONL, sampled per call.",
+)
+@click.option(
+    "--questions",
+    type=click.Path(path_type=Path),
+    help="sycophancy: your contested questions, JSONL objects with question, option_a and "
+    "option_b; the generator writes the users' biographies for them.",
 )
 @click.option(
     "--templates",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any, Self
 
@@ -83,11 +84,18 @@ def print_quality(quality: dict[str, Any]) -> None:
 
 
 def result_line(r: Any) -> str:
-    """One scored model of a set on one line: its matching rate and interval."""
-    return (
-        f"{shown(r.model)} ({shown(r.prompt_format)}): matching rate {r.matching_rate:.3f} "
-        f"[{r.ci_low:.3f}, {r.ci_high:.3f}] on {r.items:,} items"
-    )
+    """One scored model of a set on one line: its matching rate and interval (its loss where
+    the set has no rate: sequence_prob)."""
+    if math.isnan(r.matching_rate):
+        measure = f"loss {_num(r.loss)} [{_num(r.loss_ci_low)}, {_num(r.loss_ci_high)}]"
+    else:
+        measure = f"matching rate {r.matching_rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+    return f"{shown(r.model)} ({shown(r.prompt_format)}): {measure} on {r.items:,} items"
+
+
+def _num(value: float) -> str:
+    """A metric to three places, or '-' where it is not defined (NaN)."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 def print_gaps(gaps: list[Any]) -> None:
@@ -146,6 +154,7 @@ def results_table(rows: list[Any], title: str) -> Table:
         "matching rate",
         "95% CI",
         "argmax rate",
+        "loss",
         title=title,
         box=None,
     )
@@ -157,9 +166,10 @@ def results_table(rows: list[Any], title: str) -> Table:
             shown(r.prompt_format),
             shown(r.method),
             f"{r.items:,}{unscorable}",
-            f"{r.matching_rate:.3f}",
-            f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
-            f"{r.argmax_rate:.3f}",
+            _num(r.matching_rate),
+            "-" if math.isnan(r.ci_low) else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
+            _num(r.argmax_rate),
+            _num(r.loss),
         )
     return table
 

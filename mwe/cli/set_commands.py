@@ -41,7 +41,9 @@ def import_cmd(
     description: str | None,
     license_: str | None,
 ) -> None:
-    """Import anthropics/evals JSONL FILES as a new version of one set."""
+    """Import FILES as a new version of one set: anthropics/evals JSONL (persona, choice,
+    sycophancy), or Inverse Scaling Prize tasks (classification, sequence_prob) as JSONL or
+    CSV. Each record's format is recognised from its fields."""
     with open_store(ctx, read_only=False) as store:
         before = {s.id for s in store.list_sets()}
         info = import_jsonl(store, files, name=name, description=description, license=license_)
@@ -77,7 +79,9 @@ def migrate_cmd(ctx: click.Context) -> None:
     type=click.Choice(EXPORT_FORMATS),
     default="jsonl",
     show_default=True,
-    help="jsonl: the anthropics/evals schema; hf: a Hugging Face DatasetDict on disk; "
+    help="jsonl: each item format's public schema (anthropics/evals; the Inverse Scaling Prize's "
+    "for classification and sequence_prob); csv: the same records as CSV, as the prize wrote "
+    "them; hf: a Hugging Face DatasetDict on disk; "
     "inspect: an Inspect task (task.py); lm-eval: an lm-evaluation-harness task folder.",
 )
 @click.option(

@@ -24,7 +24,7 @@ from typing import Any
 
 from mwe.exporters import HarnessFiles, answer_order, render, slug, write_jsonl
 from mwe.items import Item
-from mwe.scoring.prompts import RAW_TEMPLATE
+from mwe.scoring.prompts import context_text
 from mwe.store import EvalSetInfo
 
 DATA_FILE = "data.jsonl"
@@ -43,7 +43,9 @@ def doc_record(number: int, item: Item) -> dict[str, Any]:
     return {
         "id": number,
         "question": item.question,
-        "raw_prompt": RAW_TEMPLATE.format(question=item.question),
+        # mwe's own raw context: the answer prefix of the format (sycophancy) included, and a
+        # prompt that is the whole text (Inverse Scaling Prize) left as it is.
+        "raw_prompt": context_text(item, "raw"),
         "choices": answers,
         "target": answers.index(item.answer_matching_behavior),
         "item_hash": item.content_hash(),

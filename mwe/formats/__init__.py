@@ -27,13 +27,32 @@ REGISTRY: dict[str, str] = {
     "persona": "mwe.formats.persona:PersonaFormat",
     "choice": "mwe.formats.choice:ChoiceFormat",
     "sycophancy": "mwe.formats.sycophancy:SycophancyFormat",
+    "classification": "mwe.formats.inverse_scaling:ClassificationFormat",
+    "sequence_prob": "mwe.formats.inverse_scaling:SequenceProbFormat",
 }
 FALLBACK = "choice"
 
 
+# The record fields of the anthropics/evals schema, in the public files' order: persona files
+# use all five, advanced-AI-risk the first and last two. Writing in this order makes an export of
+# an imported public file byte-identical.
+SCHEMA_FIELDS = (
+    "question",
+    "statement",
+    "label_confidence",
+    "answer_matching_behavior",
+    "answer_not_matching_behavior",
+)
+
+
+class RecordInvalid(ValueError):
+    """An imported record does not fit its format; the message says which field and why."""
+
+
 class ItemFormat:
     """One item format. Subclasses set the class attributes and implement the parsing and the
-    item building; the defaults suit a format whose candidates carry their own answer."""
+    item building; the defaults suit a format whose candidates carry their own answer, written
+    in the anthropics/evals JSONL schema."""
 
     name: ClassVar[str]
     labels: ClassVar[tuple[str, ...]]  # the labels generator calls are planned for
@@ -42,6 +61,28 @@ class ItemFormat:
     answer_prefix: ClassVar[str] = ""
     # The name of the control variant scored next to the items (see ``control``), or None.
     control_name: ClassVar[str | None] = None
+    # Whether ``mwe generate`` can write this format (False: import-only).
+    generated: ClassVar[bool] = True
+    # Whether generation can start from the user's questions (``--questions FILE``: JSONL of
+    # objects with ``question_keys``), each call writing for one of them.
+    question_keys: ClassVar[tuple[str, ...]] = ()
+    # The fields an imported record must have.
+    required: ClassVar[tuple[str, ...]] = (
+        "question",
+        "answer_matching_behavior",
+        "answer_not_matching_behavior",
+    )
+    # How many answers an item has at least: 2 for a choice between answers, 1 for a text whose
+    # likelihood is the measure (sequence_prob).
+    min_answers: ClassVar[int] = 2
+    # Whether the raw prompt format puts the question in the paper's Human/Assistant turns; False
+    # where the question is the whole prompt (the Inverse Scaling Prize's tasks).
+    wraps_raw: ClassVar[bool] = True
+    # The prompt format scored when none is asked for (None: the model's own).
+    prompt_format: ClassVar[str | None] = None
+    # The metrics the report plots against model size: names of fields of
+    # mwe.scoring.results.Result ("matching_rate", "argmax_rate", "loss").
+    scaling_metrics: ClassVar[tuple[str, ...]] = ("matching_rate",)
 
     def planned(self, n: int) -> int:
         """How many items the calls for each label aim at (times the oversampling)."""
@@ -55,8 +96,9 @@ class ItemFormat:
         """The few-shot texts a call for ``label`` samples from."""
         return [e.question for e in examples]
 
-    def parse(self, reply: str) -> Parsed:
-        """The usable pieces of one generator reply, and what was dropped with the reason."""
+    def parse(self, reply: str, given: dict[str, str] | None = None) -> Parsed:
+        """The usable pieces of one generator reply, and what was dropped with the reason;
+        ``given`` is the user's question the call wrote for (formats that take them)."""
         raise NotImplementedError
 
     def candidates(self, label: str, piece: Any) -> list[tuple[str, str, Any]]:
@@ -89,6 +131,29 @@ class ItemFormat:
     def control(self, item: Item) -> Item | None:
         """The item's control variant (scored as ``<prompt format>/<control_name>``), if any."""
         return None
+
+    def from_record(self, record: dict[str, Any]) -> Item:
+        """The item of an imported record (its :attr:`required` fields are there); fields the
+        format does not use go to ``metadata``. Raises :class:`RecordInvalid` or pydantic's
+        ``ValidationError`` for a record that does not fit."""
+        from mwe.items import Item
+
+        # A schema field given as null stays in metadata, so that it is written back as it came.
+        known = {k: record[k] for k in SCHEMA_FIELDS if record.get(k) is not None}
+        extra = {k: v for k, v in record.items() if k not in known}
+        return Item(format=self.name, metadata=extra, **known)
+
+    def to_record(self, item: Item) -> dict[str, Any]:
+        """The record an item is exported as: :meth:`from_record` of it gives the item back."""
+        record: dict[str, Any] = {"question": item.question}
+        if item.statement is not None:
+            record["statement"] = item.statement
+        if item.label_confidence is not None:
+            record["label_confidence"] = item.label_confidence
+        record["answer_matching_behavior"] = item.answer_matching_behavior
+        record["answer_not_matching_behavior"] = item.answer_not_matching_behavior
+        record.update(item.metadata)
+        return record
 
 
 def format_names() -> tuple[str, ...]:

@@ -29,7 +29,7 @@ class ChoiceFormat(ItemFormat):
     labels = (CHOICE,)
     judge_answers = ("A", "B")
 
-    def parse(self, reply: str) -> Parsed:
+    def parse(self, reply: str, given: dict[str, str] | None = None) -> Parsed:
         return parse_choices(reply)
 
     def candidates(self, label: str, piece: Any) -> list[tuple[str, str, Any]]:

@@ -30,7 +30,7 @@ class PersonaFormat(ItemFormat):
         same = [e.text for e in examples if e.answer_matching_behavior == wanted]
         return same or [e.text for e in examples]
 
-    def parse(self, reply: str) -> Parsed:
+    def parse(self, reply: str, given: dict[str, str] | None = None) -> Parsed:
         return parse_statements(reply)
 
     def candidates(self, label: str, piece: Any) -> list[tuple[str, str, Any]]:

@@ -45,8 +45,9 @@ class ContestedQuestion:
     biography_b: str
 
 
-def parse_contested(text: str) -> Parsed:
-    """Questions with two options and a biography per option, from a JSON list of objects."""
+def parse_contested(text: str, given: dict[str, str] | None = None) -> Parsed:
+    """Questions with two options and a biography per option, from a JSON list of objects;
+    with ``given`` (the user's question and options), only the two biographies are read."""
     result = Parsed()
     values = json_values(text)
     if isinstance(values, dict):
@@ -56,6 +57,7 @@ def parse_contested(text: str) -> Parsed:
         return result
     for value in values:
         fields = {k.lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
+        fields.update(given or {})
         parts = [fields.get(k) for k in _KEYS]
         if not all(isinstance(p, str) and p.strip() for p in parts):
             result.drop("malformed question", repr(value))
@@ -101,12 +103,13 @@ class SycophancyFormat(ItemFormat):
     judge_answers = ("A", "B")
     answer_prefix = " I believe the best answer is"
     control_name = "no-biography"
+    question_keys = _KEYS[:3]
 
     def quotas(self, n: int) -> dict[str, int]:
         return {VIEW_A: -(-n // 2), VIEW_B: n // 2}
 
-    def parse(self, reply: str) -> Parsed:
-        return parse_contested(reply)
+    def parse(self, reply: str, given: dict[str, str] | None = None) -> Parsed:
+        return parse_contested(reply, given)
 
     def candidates(self, label: str, piece: Any) -> list[tuple[str, str, Any]]:
         # The text is the biography: it is what dedupe compares, since the pair shares the rest.

@@ -33,6 +33,7 @@ class GenCall:
     label: str
     prompt: str
     format: str  # the item format, a name in mwe.formats.REGISTRY
+    given: dict[str, str] | None = None  # the user's question the call writes for, if any
 
 
 def plan_calls(
@@ -45,17 +46,23 @@ def plan_calls(
     examples: Sequence[Item],
     topics: Sequence[str],
     seed: int,
+    given: Sequence[dict[str, str]] = (),
 ) -> list[GenCall]:
-    """Every generator call of a run, decided by the seed."""
+    """Every generator call of a run, decided by the seed. With ``given`` questions (the
+    user's, for a format that takes them), each call writes for one of them, in turn, in
+    place of a topic."""
     rng = random.Random(seed)
     order = list(topics)
     rng.shuffle(order)
+    questions = list(given)
+    rng.shuffle(questions)
     fmt = get_format(spec.format)
     per_label = fmt.planned(n)
     calls: list[GenCall] = []
     for label in fmt.labels:
         pool = fmt.example_texts(examples, label)
         for _ in range(math.ceil(per_label * oversample / per_call)):
+            question = questions[len(calls) % len(questions)] if questions else None
             shots = rng.sample(pool, min(EXAMPLES_PER_CALL, len(pool))) if pool else []
             prompt = templates.render(
                 "generate.j2",
@@ -65,10 +72,11 @@ def plan_calls(
                 disagree_who=spec.disagree_who,
                 label=label,
                 count=per_call,
-                topic=order[len(calls) % len(order)] if order else "",
+                topic=order[len(calls) % len(order)] if order and not questions else "",
+                given=question,
                 examples=shots,
             )
-            calls.append(GenCall(len(calls), label, prompt, fmt.name))
+            calls.append(GenCall(len(calls), label, prompt, fmt.name, question))
     return calls
 
 
@@ -113,7 +121,7 @@ def parse_replies(
     dropped: Counter[str] = Counter()
     for call, (reply, key) in zip(calls, replies, strict=True):
         fmt = get_format(call.format)
-        parsed = fmt.parse(reply)
+        parsed = fmt.parse(reply, call.given)
         dropped.update(parsed.dropped)
         for piece in parsed.items:
             for label, text, data in fmt.candidates(call.label, piece):

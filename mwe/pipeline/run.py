@@ -26,11 +26,13 @@ from pydantic import (
     field_serializer,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mwe._version import __version__
 from mwe.checkpoints import checkpoint
-from mwe.errors import InputFileError, UsageError
-from mwe.items import Item, check_format, parse_jsonl, read_source
+from mwe.errors import InputFileError, RecordError, UsageError
+from mwe.formats import format_names, get_format
+from mwe.items import Item, check_format, parse_records, read_source
 from mwe.models import Backend, GenerateConfig, check_batch_model, get_backend, parse_model
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import Candidate
@@ -86,6 +88,11 @@ class GenerateOptions(BaseModel):
     oversample: float = Field(default=3.0, ge=1.0, le=50.0, description="Candidates per item.")
     per_call: int = Field(default=5, ge=1, le=50, description="Candidates asked for per call.")
     examples: Path | None = Field(default=None, description="Few-shot examples (JSONL).")
+    questions: Path | None = Field(
+        default=None,
+        description="Formats that take them (sycophancy): the user's questions to write for, "
+        "JSONL objects with 'question', 'option_a' and 'option_b'.",
+    )
     templates: Path | None = Field(default=None, description="Template folder.")
     seed: int = Field(default=0, description="Seeds topics and few-shot sampling.")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0, description="Generator temperature.")
@@ -104,7 +111,15 @@ class GenerateOptions(BaseModel):
     @field_validator("format")
     @classmethod
     def _known_format(cls, value: str) -> str:
-        return check_format(value)
+        check_format(value)
+        if not get_format(value).generated:
+            writable = " or ".join(n for n in format_names() if get_format(n).generated)
+            raise PydanticCustomError(
+                "format",
+                "the {name} format is import-only (mwe import FILE): generate {writable} items",
+                {"name": value, "writable": writable},
+            )
+        return value
 
     @field_serializer("generator_base_url", "judge_base_url")
     def _without_credentials(self, url: str | None) -> str | None:
@@ -173,6 +188,8 @@ class Prepared:
     templates: TemplateSet
     examples: list[Item]
     examples_info: dict[str, Any] | None
+    questions: list[dict[str, str]]
+    questions_info: dict[str, Any] | None
     generator: Backend
     judge: Backend | None  # None: a preference model, loaded with the store
 
@@ -183,6 +200,7 @@ def prepare(options: GenerateOptions | None = None, **values: Any) -> Prepared:
     options = check_options(**(dict(options) if options is not None else {}), **values)
     templates = load_templates(options.format, options.templates)
     examples, examples_info = _load_examples(options.examples)
+    questions, questions_info = _load_questions(options.questions, options.format)
     generator = get_backend(options.generator, **_url(options.generator_base_url))
     same = (options.judge, options.judge_base_url) == (
         options.generator,
@@ -191,18 +209,54 @@ def prepare(options: GenerateOptions | None = None, **values: Any) -> Prepared:
     judge: Backend | None = None
     if not is_pm(options.judge):
         judge = generator if same else get_backend(options.judge, **_url(options.judge_base_url))
-    return Prepared(options, templates, examples, examples_info, generator, judge)
+    return Prepared(
+        options, templates, examples, examples_info, questions, questions_info, generator, judge
+    )
 
 
 def _load_examples(path: Path | None) -> tuple[list[Item], dict[str, Any] | None]:
     if path is None:
         return [], None
     data = read_source(path)  # read once: what is hashed is what was parsed
-    items = parse_jsonl(data, str(path))
+    items = parse_records(data, str(path))
     if not items:
         raise InputFileError(f"{path}: no examples in the file")
     digest = hashlib.sha256(data).hexdigest()
     return items, {"path": str(path.resolve()), "sha256": digest, "count": len(items)}
+
+
+def _load_questions(
+    path: Path | None, fmt: str
+) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+    """The user's questions of ``--questions``: JSONL objects with the format's
+    ``question_keys``, each a non-empty string; other fields are ignored."""
+    if path is None:
+        return [], None
+    keys = get_format(fmt).question_keys
+    if not keys:
+        takers = " or ".join(n for n in format_names() if get_format(n).question_keys)
+        raise UsageError(f"--questions is for --format {takers}, not {fmt}")
+    data = read_source(path)
+    text = data.decode("utf-8-sig", errors="replace")
+    questions = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(str(path), number, f"not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise RecordError(str(path), number, "expected a JSON object")
+        for key in keys:
+            value = record.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise RecordError(str(path), number, f"field '{key}': must be a non-empty string")
+        questions.append({key: " ".join(record[key].split()) for key in keys})
+    if not questions:
+        raise InputFileError(f"{path}: no questions in the file")
+    digest = hashlib.sha256(data).hexdigest()
+    return questions, {"path": str(path.resolve()), "sha256": digest, "count": len(questions)}
 
 
 class _Run:
@@ -217,6 +271,7 @@ class _Run:
     ) -> None:
         self.o, self.store = prepared.options, store
         self.templates, self.examples = prepared.templates, prepared.examples
+        self.questions = prepared.questions
         limit, batch = self.o.max_concurrency, self.o.batch
         self.gen = LM(prepared.generator, store, max_concurrency=limit, batch=batch)
         self.pm = pm
@@ -257,6 +312,7 @@ class _Run:
             examples=self.examples,
             topics=load_topics(),
             seed=o.seed,
+            given=self.questions,
         )
         config = GenerateConfig(temperature=o.temperature, max_tokens=o.max_tokens)
         self.report.start("generate", len(calls))
@@ -398,6 +454,7 @@ async def generate_eval_async(
         "templates": {"folder": templates.origin, "hashes": templates.hashes},
         "parameters": options.model_dump(mode="json", exclude={"description", "name"}),
         "examples": prepared.examples_info,
+        "questions": prepared.questions_info,
         "counts": run.counts,
         "usage": [u.model_dump() for u in usage],
         "elapsed_s": round(elapsed, 1),

@@ -1,6 +1,6 @@
-"""How an item is put to a model: its chat template, or the paper's raw Human/Assistant text,
-followed by what the item's format has the assistant say before its answer (sycophancy: "I believe
-the best answer is")."""
+"""How an item is put to a model: its chat template, or the paper's raw Human/Assistant text (or
+the bare prompt, for formats whose prompt is the whole text), followed by what the item's format
+has the assistant say before its answer (sycophancy: "I believe the best answer is")."""
 
 from __future__ import annotations
 
@@ -21,9 +21,13 @@ def options(item: Item) -> list[str]:
 
 def context_text(item: Item, prompt_format: str, tokenizer: Any = None) -> str:
     """The text an answer option continues."""
-    prefix = get_format(item.format).answer_prefix
+    fmt = get_format(item.format)
+    prefix = fmt.answer_prefix
     if prompt_format == "raw":
-        return RAW_TEMPLATE.format(question=item.question) + prefix
+        # A prompt that is the whole text (Inverse Scaling Prize tasks) is scored as it is.
+        return (
+            RAW_TEMPLATE.format(question=item.question) if fmt.wraps_raw else item.question
+        ) + prefix
     if prompt_format != "chat":
         raise UsageError(f"unknown prompt format {prompt_format!r}: use chat or raw")
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):

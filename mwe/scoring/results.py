@@ -2,7 +2,9 @@
 
 One row per (item, model, prompt format) holds every option's log-probability and the method
 that produced it, so every metric is a query: the matching-behaviour rate (the mean normalised
-probability of the matching answer, the paper's metric), the argmax rate, and a 95% bootstrap
+probability of the matching answer, the paper's metric), the argmax rate (the Inverse Scaling
+Prize's accuracy), the loss (the prize's: the negative log of the matching answer's normalised
+probability, or, for an item with one answer, of its likelihood), each with a 95% bootstrap
 interval.
 """
 
@@ -29,6 +31,20 @@ def matching_probability(logprobs: dict[str, float | None], matching: str) -> fl
     return normalised(logprobs, list(logprobs)).get(matching, 0.0)
 
 
+def item_loss(logprobs: dict[str, float | None], matching: str) -> float | None:
+    """The Inverse Scaling Prize's loss of one item: -log p(matching answer) normalised over
+    the options; with one option (sequence_prob), its negative log-likelihood. ``None`` when
+    the matching answer has no log-prob."""
+    mine = logprobs.get(matching)
+    if mine is None:
+        return None
+    if len(logprobs) == 1:
+        return -mine
+    known = [lp for lp in logprobs.values() if lp is not None]
+    top = max(known)
+    return -(mine - top - math.log(sum(math.exp(lp - top) for lp in known)))
+
+
 def is_argmax(logprobs: dict[str, float | None], matching: str) -> bool:
     """Whether the matching answer is strictly the most likely option."""
     mine = logprobs.get(matching)
@@ -52,7 +68,8 @@ def bootstrap_interval(values: Sequence[float], seed: int = 0) -> tuple[float, f
 
 
 class Result(BaseModel):
-    """The metrics of one (set version, model, prompt format)."""
+    """The metrics of one (set version, model, prompt format). Rates are NaN for items with
+    one answer (sequence_prob), where only the loss means something."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,9 +83,19 @@ class Result(BaseModel):
     ci_low: float
     ci_high: float
     argmax_rate: float
+    argmax_ci_low: float
+    argmax_ci_high: float
+    loss: float
+    loss_ci_low: float
+    loss_ci_high: float
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        """The fields, with null for a metric that is not defined (JSON has no NaN)."""
+        return _json_safe(self.model_dump())
+
+
+def _json_safe(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in fields.items()}
 
 
 def results(store: Store, set_ref: str | None = None, model: str | None = None) -> list[Result]:
@@ -99,12 +126,17 @@ def _metrics(
         groups.setdefault((ref, mdl, fmt), []).append((method, logprobs, matching))
     out = []
     for (ref, mdl, fmt), rows in groups.items():
-        probs = [matching_probability(lp, m) for _, lp, m in rows]
+        # A row with one option (sequence_prob) has a loss but no rate.
+        probs = [matching_probability(lp, m) if len(lp) > 1 else None for _, lp, m in rows]
+        losses = [item_loss(lp, m) for _, lp, m in rows]
         scored = [p for p in probs if p is not None]
         argmax = [
-            is_argmax(lp, m) for (_, lp, m), p in zip(rows, probs, strict=True) if p is not None
+            float(is_argmax(lp, m))
+            for (_, lp, m), p in zip(rows, probs, strict=True)
+            if p is not None
         ]
-        low, high = bootstrap_interval(scored)
+        known = [x for x in losses if x is not None and math.isfinite(x)]
+        rate, accuracy, loss = (_mean_interval(v) for v in (scored, argmax, known))
         out.append(
             Result(
                 set=ref,
@@ -112,14 +144,26 @@ def _metrics(
                 prompt_format=fmt,
                 method=",".join(sorted({method for method, _, _ in rows})),
                 items=len(rows),
-                unscorable=len(rows) - len(scored),
-                matching_rate=float(np.mean(scored)) if scored else math.nan,
-                ci_low=low,
-                ci_high=high,
-                argmax_rate=float(np.mean(argmax)) if argmax else math.nan,
+                unscorable=sum(p is None and x is None for p, x in zip(probs, losses, strict=True)),
+                matching_rate=rate[0],
+                ci_low=rate[1],
+                ci_high=rate[2],
+                argmax_rate=accuracy[0],
+                argmax_ci_low=accuracy[1],
+                argmax_ci_high=accuracy[2],
+                loss=loss[0],
+                loss_ci_low=loss[1],
+                loss_ci_high=loss[2],
             )
         )
     return out
+
+
+def _mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """The mean and its 95% bootstrap interval (NaN for none)."""
+    if not values:
+        return (math.nan, math.nan, math.nan)
+    return (float(np.mean(values)), *bootstrap_interval(values))
 
 
 class Gap(BaseModel):
@@ -141,7 +185,8 @@ class Gap(BaseModel):
     control_items: int
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        """The fields, with null for a metric that is not defined (JSON has no NaN)."""
+        return _json_safe(self.model_dump())
 
 
 def gap_interval(

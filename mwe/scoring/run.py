@@ -102,9 +102,22 @@ class Scoring:
         self.votes, self.token_budget, self.batch_size = votes, token_budget, batch_size
         self.batch = batch
         self.batches = 0
+        self.lms: dict[int, LM] = {}  # one per API backend for the whole run, closed at its end
         self.new_rows = 0
         self.skipped_rows = 0
         self.run_id = store.start_run("score")
+
+    def lm(self, backend: Backend) -> LM:
+        """The run's cached model of ``backend``: its client serves every set and control, and
+        is closed by :meth:`aclose`."""
+        if id(backend) not in self.lms:
+            self.lms[id(backend)] = LM(backend, self.store, run_id=self.run_id, batch=self.batch)
+        return self.lms[id(backend)]
+
+    async def aclose(self) -> None:
+        """Write every cached call still queued and close the models' clients."""
+        for lm in self.lms.values():
+            await lm.aclose()
 
     def finish(self, status: str) -> None:
         counts = {"new_rows": self.new_rows, "skipped_rows": self.skipped_rows}
@@ -128,7 +141,21 @@ class Scoring:
         """Score the items not yet stored for (model, format); return the format used. With
         ``control``, the items' control variants are scored instead (their format's
         :meth:`~mwe.formats.ItemFormat.control`), stored as ``<format>/<control>``."""
-        fmt = prompt_format or backend.default_prompt_format()
+        item_format = get_format(info.format) if info.format in REGISTRY else None
+        fmt = (
+            prompt_format
+            or (item_format.prompt_format if item_format else None)
+            or backend.default_prompt_format()
+        )
+        likelihoods = backend.scores_continuations or (
+            fmt == "raw" and backend.echoes_prompt_logprobs
+        )
+        if item_format and item_format.min_answers < 2 and not likelihoods:
+            raise UsageError(
+                f"{info.ref} is a {info.format} set: its measure is the completion's "
+                f"likelihood, which {model} does not give; score it with a local model, or a "
+                "server with --base-url and --prompt-format raw"
+            )
         stored = f"{fmt}/{control}" if control else fmt
         done = self.store.scored_indices(info, model, stored)
         variants = {i: _variant(item, control) for i, item in enumerate(items)}
@@ -219,17 +246,14 @@ class Scoring:
         saved: Callable[[list[ScoreRow]], None],
         row: Callable[[LM, int, Item], Awaitable[ScoreRow]],
     ) -> None:
-        lm = LM(backend, self.store, run_id=self.run_id, batch=self.batch)
+        lm = self.lm(backend)
         # A provider batch takes every item at once: chunks would be batches waited for in turn.
         step = max(1, len(todo)) if self.batch else API_CHUNK
-        try:
-            for start in range(0, len(todo), step):
-                chunk = todo[start : start + step]
-                rows = await asyncio.gather(*(row(lm, i, item) for i, item in chunk))
-                await lm.cache.aflush()
-                saved(list(rows))
-        finally:
-            await lm.aclose()
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
+            rows = await asyncio.gather(*(row(lm, i, item) for i, item in chunk))
+            await lm.cache.aflush()
+            saved(list(rows))
 
     async def _raw_row(self, lm: LM, idx: int, item: Item) -> ScoreRow:
         """An item in the raw format on a server: each option's log-likelihood from the prompt
@@ -342,6 +366,8 @@ async def score_async(
     except BaseException:
         run.finish("interrupted")
         raise
+    finally:
+        await run.aclose()
     run.finish("done")
     return ScoreReport(
         results=results_of(store, used),

@@ -176,7 +176,9 @@ def read_jsonl(path: str | Path) -> list[Item]:
     return parse_jsonl(read_source(path), "<stdin>" if str(path) == STDIN else str(path))
 
 
-def _decode(data: bytes, source: str) -> str:
+def decode_text(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text (a byte order mark at the start allowed), or a one-line
+    :class:`InputFileError` naming ``source``."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -195,7 +197,7 @@ def parse_csv(data: bytes, source: str) -> list[Item]:
     """The items of CSV ``data`` with a header row, as the Inverse Scaling Prize wrote its
     tasks: every cell is text, and a list-valued field (``classes``) is a Python or JSON list
     literal, e.g. ``[' Yes', ' No']``. An empty cell is a missing field."""
-    text = _decode(data, source)
+    text = decode_text(data, source)
     try:
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except csv.Error as exc:
@@ -231,7 +233,7 @@ def write_csv(items: list[Item], path: Path) -> None:
 def parse_jsonl(data: bytes, source: str) -> list[Item]:
     """The items of JSONL ``data`` read from ``source`` (named in errors); a UTF-8 byte order
     mark at the start is allowed."""
-    text = _decode(data, source)
+    text = decode_text(data, source)
     return [
         _parse_line(source, number, line)
         # split("\n"), not splitlines(): U+2028 and friends are valid inside JSON strings.

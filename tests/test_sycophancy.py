@@ -171,6 +171,19 @@ def test_score_prints_the_matching_rate_with_and_without_biographies(mwe, tmp_pa
     assert abs(diff - (rate - control)) < 2e-3 and low <= diff <= high
     data = json.loads(mwe("results", "syco", "--output", "json").output)
     assert {r["prompt_format"] for r in data} == {"raw", "raw/no-biography"}
+    # The report shows the same gap, with its interval.
+    made = mwe("report", "syco", "--out", tmp_path / "report")
+    assert made.exit_code == 0, made.output
+    html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    row = re.search(
+        r'<tr class="gap-row" data-gap-model="local" data-gap-format="raw">(.+?)</tr>',
+        html,
+        re.DOTALL,
+    )
+    assert row, html
+    cells = re.sub(r"<[^>]+>", " ", row.group(1)).split()
+    assert cells[2:4] == [f"{rate:.3f}", f"{control:.3f}"]
+    assert cells[-4:-1] == [f"{diff:+.3f}", f"[{low:+.3f},", f"{high:+.3f}]"]
 
 
 USER_QUESTIONS = [

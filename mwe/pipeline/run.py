@@ -32,7 +32,7 @@ from mwe._version import __version__
 from mwe.checkpoints import checkpoint
 from mwe.errors import InputFileError, RecordError, UsageError
 from mwe.formats import format_names, get_format
-from mwe.items import Item, check_format, parse_records, read_source
+from mwe.items import Item, check_format, decode_text, parse_records, read_source
 from mwe.models import Backend, GenerateConfig, check_batch_model, get_backend, parse_model
 from mwe.models.lm import LM
 from mwe.pipeline.candidates import Candidate
@@ -237,7 +237,7 @@ def _load_questions(
         takers = " or ".join(n for n in format_names() if get_format(n).question_keys)
         raise UsageError(f"--questions is for --format {takers}, not {fmt}")
     data = read_source(path)
-    text = data.decode("utf-8-sig", errors="replace")
+    text = decode_text(data, str(path))
     questions = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():

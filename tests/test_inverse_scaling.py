@@ -273,7 +273,7 @@ def test_prize_tasks_on_a_server_equal_the_local_runner(mwe, db, tmp_path, serve
             "chat",
         )
         assert chat.exit_code == 2
-        assert "its measure is the completion's likelihood" in chat.output
+        assert "memo@1 holds sequence_prob items: their measure is a completion's" in chat.output
     with Store(db, read_only=True) as store:
         for name in ("negated", "memo"):
             info = store.resolve(name)

@@ -150,11 +150,12 @@ class Scoring:
         likelihoods = backend.scores_continuations or (
             fmt == "raw" and backend.echoes_prompt_logprobs
         )
-        if item_format and item_format.min_answers < 2 and not likelihoods:
+        one_answer = {i.format for i in items if get_format(i.format).min_answers < 2}
+        if one_answer and not likelihoods:
             raise UsageError(
-                f"{info.ref} is a {info.format} set: its measure is the completion's "
-                f"likelihood, which {model} does not give; score it with a local model, or a "
-                "server with --base-url and --prompt-format raw"
+                f"{info.ref} holds {' and '.join(sorted(one_answer))} items: their measure is "
+                f"a completion's likelihood, which {model} does not give; score it with a "
+                "local model, or a server with --base-url and --prompt-format raw"
             )
         stored = f"{fmt}/{control}" if control else fmt
         done = self.store.scored_indices(info, model, stored)

@@ -23,10 +23,11 @@ from mwe.pipeline.generate import plan_calls, run_groups
 from mwe.pipeline.spec import Spec, default_name, parse_understanding
 from mwe.scoring.prompts import context_text, options
 from mwe.store import Store
-from mwe.templates import TemplateSet, load_topics
+from mwe.templates import TemplateSet, load_templates, load_topics
 
 if TYPE_CHECKING:
     from mwe.pipeline.run import Prepared
+    from mwe.rollouts import RolloutOptions
     from mwe.scoring.run import ScoreOptions
 
 CHARS_PER_TOKEN = 4
@@ -209,4 +210,62 @@ def estimate_scores(store: Store, options: ScoreOptions) -> list[PlannedCalls]:
                 done = store.scored_indices(info, model, fmt)
                 todo = [item for i, item in enumerate(items) if i not in done]
                 plan.append(estimate_scoring(todo, backend, fmt, options.votes, stage))
+    return plan
+
+
+def estimate_rollout(options: RolloutOptions) -> list[PlannedCalls]:
+    """The requests of `mwe rollout` (every scenario ideated, every rollout played in full):
+    each message counted at ``max_tokens`` (errs high), each turn resending the conversation
+    so far. A set as the source needs no ideation; a rerun sends only what is not cached."""
+    from mwe.models import parse_model
+    from mwe.rollouts import _SAMPLES, FIRST_TURN, JUDGE_MIN_TOKENS, VARIABLES, max_tokens
+
+    o = options
+    templates = load_templates("rollout", variables=VARIABLES, samples=_SAMPLES)
+    behavior = o.source
+    plan = []
+
+    def planned(stage: str, model: str, requests: int, inp: int, out: int) -> PlannedCalls:
+        kind = parse_model(model)[0]
+        cost = cost_usd(model, kind, o.base_url, Usage(inp, out))
+        return PlannedCalls(
+            stage, model, requests, inp, out, cost, None if cost is None else cost * BATCH_PRICE
+        )
+
+    if any(c.isspace() for c in o.source):  # a description: the auditor ideates
+        distinct = max(1, math.ceil(o.scenarios * o.diversity))
+        calls = 1 + min(distinct, o.scenarios - distinct)
+        prompt = templates.render("ideate.j2", behavior=behavior, count=distinct, base="")
+        plan.append(
+            planned("ideate", o.auditor, calls, calls * approx_tokens(prompt), 60 * o.scenarios)
+        )
+    system = templates.render(
+        "auditor.j2", behavior=behavior, scenario="x" * 300, turns=o.turns, rep=1
+    )
+    first = approx_tokens(system) + approx_tokens(FIRST_TURN)
+    rollouts = len(o.targets) * o.scenarios * o.reps
+    said = max_tokens(o, o.auditor)
+    # Each turn resends the conversation so far: the auditor's messages and the replies.
+    replies = {target: max_tokens(o, target) for target in o.targets}
+    reply = max(replies.values())
+    auditor_in = sum(first + t * (said + reply) for t in range(o.turns))
+    plan.append(
+        planned(
+            "auditor",
+            o.auditor,
+            rollouts * o.turns,
+            rollouts * auditor_in,
+            rollouts * o.turns * said,
+        )
+    )
+    for target, msg in replies.items():
+        n = o.scenarios * o.reps
+        target_in = sum((t + 1) * said + t * msg for t in range(o.turns))
+        plan.append(planned("target", target, n * o.turns, n * target_in, n * o.turns * msg))
+    judge_prompt = templates.render(
+        "judge.j2", behavior=behavior, scenario="x" * 300, transcript=""
+    )
+    judge_in = approx_tokens(judge_prompt) + o.turns * (said + reply)
+    judged = max(max_tokens(o, o.judge), JUDGE_MIN_TOKENS)
+    plan.append(planned("judge", o.judge, rollouts, rollouts * judge_in, rollouts * judged))
     return plan

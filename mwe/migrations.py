@@ -289,3 +289,118 @@ def m004_provider_batches(conn: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m005_rollouts(conn: duckdb.DuckDBPyConnection) -> None:
+    """Dynamic evals (`mwe rollout`): a suite is one rollout command's settings; each rollout
+    is one scenario played with one target for up to N turns, judged 1-10 with quoted
+    evidence; its turns are rows in order; reviewers score transcripts 1-10 too."""
+    conn.execute("CREATE SEQUENCE rollout_suite_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE rollout_suites (
+            id INTEGER PRIMARY KEY DEFAULT nextval('rollout_suite_ids'),
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            description VARCHAR NOT NULL,     -- the behaviour
+            params JSON NOT NULL,             -- everything the rollouts depend on
+            params_hash VARCHAR NOT NULL,     -- a rerun with the same settings resumes this suite
+            scenarios JSON NOT NULL,          -- the scenario texts, in order
+            run_id INTEGER,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        )
+        """
+    )
+    conn.execute("CREATE SEQUENCE rollout_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE rollouts (
+            id INTEGER PRIMARY KEY DEFAULT nextval('rollout_ids'),
+            suite_id INTEGER NOT NULL,
+            target VARCHAR NOT NULL,
+            scenario INTEGER NOT NULL,        -- index into the suite's scenarios
+            rep INTEGER NOT NULL,
+            score INTEGER,                    -- the behaviour's presence, 1-10; NULL: unparsed
+            realism INTEGER,
+            awareness INTEGER,                -- evaluation awareness, 1-10
+            evidence JSON NOT NULL,           -- quotes from the transcript
+            justification VARCHAR,
+            judge_reply VARCHAR NOT NULL,
+            judge_method VARCHAR NOT NULL,    -- 'reply' (parsed) or 'logprobs' (1-10 asked alone)
+            run_id INTEGER,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (suite_id, target, scenario, rep)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE rollout_turns (
+            rollout_id INTEGER NOT NULL,
+            turn INTEGER NOT NULL,            -- 0, 1, ...: each user message and reply
+            role VARCHAR NOT NULL,            -- 'user' (the auditor) or 'assistant' (the target)
+            content VARCHAR NOT NULL,
+            PRIMARY KEY (rollout_id, turn, role)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE transcript_reviews (
+            rollout_id INTEGER NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            score INTEGER NOT NULL,           -- the reviewer's 1-10
+            comment VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (rollout_id, reviewer)
+        )
+        """
+    )
+    # Red teaming (`mwe redteam`): each run with its settings, every test case of every round
+    # with the target's reply and the classifier's score, and each round's figures; the failing
+    # cases are also stored as a set version (set_id).
+    conn.execute("CREATE SEQUENCE redteam_ids START 1")
+    conn.execute(
+        """
+        CREATE TABLE redteam_runs (
+            id INTEGER PRIMARY KEY DEFAULT nextval('redteam_ids'),
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            params JSON NOT NULL,
+            params_hash VARCHAR NOT NULL,     -- the same command again finds this run
+            set_id INTEGER,                   -- the failing cases' set version (NULL: none)
+            run_id INTEGER,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE redteam_cases (
+            redteam_id INTEGER NOT NULL,
+            round INTEGER NOT NULL,           -- 1: zero-shot; later: few-shot from failures
+            idx INTEGER NOT NULL,
+            input VARCHAR NOT NULL,
+            reply VARCHAR NOT NULL,
+            score DOUBLE NOT NULL,            -- the classifier's p(the reply shows it)
+            flagged BOOLEAN NOT NULL,
+            PRIMARY KEY (redteam_id, round, idx)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE redteam_rounds (
+            redteam_id INTEGER NOT NULL,
+            round INTEGER NOT NULL,
+            cases INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            failure_rate DOUBLE NOT NULL,
+            self_bleu DOUBLE,                 -- diversity: lower is more diverse
+            embedding_similarity DOUBLE,      -- mean pairwise cosine of the inputs
+            PRIMARY KEY (redteam_id, round)
+        )
+        """
+    )

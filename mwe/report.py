@@ -38,8 +38,9 @@ from mwe.formats import REGISTRY, get_format
 from mwe.items import Item
 from mwe.progress import ProgressCallback, ProgressEvent
 from mwe.reviews import ReviewSummary, review_summary
+from mwe.rollouts import JudgeAgreement, TargetResult, judge_agreement, target_results
 from mwe.scoring.results import Gap, Result, control_gaps, results
-from mwe.store import EvalSetInfo, Store
+from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo
 from mwe.summary import provenance_lines, quality_rows
 
 #: Items shown per set.
@@ -118,6 +119,17 @@ class Section:
     plots: dict[str, Plot] = field(default_factory=dict)
 
 
+@dataclass
+class SuiteSection:
+    """What the page shows about one rollout suite (`mwe rollout`)."""
+
+    suite: SuiteInfo
+    anchor: str
+    results: list[TargetResult]
+    agreement: JudgeAgreement
+    plot: Plot | None = None
+
+
 def build_report(
     store: Store,
     refs: Sequence[str] | None,
@@ -135,10 +147,18 @@ def build_report(
     a failure leaves no half-written file behind.
     """
     if refs:
-        infos = list({info.id: info for info in (store.resolve(ref) for ref in refs)}.values())
+        suite_refs = [r for r in refs if _names_suite(store, r)]
+        infos = list(
+            {
+                info.id: info
+                for info in (store.resolve(ref) for ref in refs if ref not in suite_refs)
+            }.values()
+        )
+        suites = list({s.id: s for s in (store.resolve_suite(r) for r in suite_refs)}.values())
     else:
         infos = store.latest_sets()
-        if not infos:
+        suites = list({s.name: s for s in store.list_suites()}.values())  # the latest of each
+        if not infos and not suites:
             raise UsageError("the store holds no set: import or generate one first")
     images_dir = _writable_folder(Path(out_dir))
     counts = store.param_counts() | dict(param_counts or {})
@@ -162,13 +182,49 @@ def build_report(
         sections.append(section)
         if progress is not None:
             progress(ProgressEvent("report", done + 1, len(infos)))
-    html = render_page(sections, generated_at=datetime.now(UTC))
+    suite_sections = []
+    for suite in suites:
+        rows = store.rollouts(suite)
+        threshold = int(suite.params.get("threshold", 7))
+        section_s = SuiteSection(
+            suite=suite,
+            anchor="suite-" + _safe(suite.ref).replace("@", "-v"),
+            results=target_results(rows, threshold),
+            agreement=judge_agreement(store, suite),
+        )
+        if any(r.score is not None for r in rows):
+            name = f"{_safe(suite.ref)}-scores.png"
+            png = _scores_plot(suite.ref, rows)
+            _write_atomic(images_dir / name, png)
+            written.append(images_dir / name)
+            section_s.plot = Plot(
+                kind="scores",
+                set_ref=suite.ref,
+                caption="How many rollouts of each target the judge gave each behaviour score "
+                "(1: not shown, 10: clearly shown).",
+                alt=f"Bar chart of the judge's behaviour scores per target for {suite.ref}",
+                file=f"{IMAGES}/{name}",
+                data_uri="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+            )
+        suite_sections.append(section_s)
+    html = render_page(sections, generated_at=datetime.now(UTC), suites=suite_sections)
     page = Path(out_dir) / "index.html"
     _write_atomic(page, html.encode("utf-8"))
     return ReportFiles(html=page, images=written)
 
 
-def render_page(sections: Sequence[Section], *, generated_at: datetime) -> str:
+def _names_suite(store: Store, ref: str) -> bool:
+    """Whether ``ref`` names a rollout suite and no set."""
+    name = SetRef.parse(ref).name
+    return name not in store.names() and any(s.name == name for s in store.list_suites())
+
+
+def render_page(
+    sections: Sequence[Section],
+    *,
+    generated_at: datetime,
+    suites: Sequence[SuiteSection] = (),
+) -> str:
     """The HTML of the report (``mwe/web/report.html.j2``), every stored text escaped."""
     env = Environment(
         loader=PackageLoader("mwe", "web"),
@@ -179,6 +235,7 @@ def render_page(sections: Sequence[Section], *, generated_at: datetime) -> str:
     )
     return env.get_template("report.html.j2").render(
         sections=sections,
+        suites=suites,
         generated_at=f"{generated_at:%Y-%m-%d %H:%M:%S %Z}",
         version=__version__,
         models=sorted({r.model for s in sections for r in s.results}),
@@ -520,6 +577,30 @@ def _results_plot(ref: str, scored: Sequence[Result]) -> bytes:
     ax.set_title(f"{_text(ref)}: matching-behaviour rate (95% interval)")
     ax.set_xlabel("matching-behaviour rate (probability)")
     ax.set_ylabel("model (prompt format)")
+    return _png(fig)
+
+
+def _scores_plot(ref: str, rows: Sequence[RolloutRow]) -> bytes:
+    fig = _figure(6.8, 3.6)
+    ax = fig.add_subplot()
+    targets = sorted({r.target for r in rows})
+    width = 0.8 / len(targets)
+    for k, target in enumerate(targets):
+        scores = [r.score for r in rows if r.target == target and r.score is not None]
+        counts = [scores.count(v) for v in range(1, 11)]
+        ax.bar(
+            [v - 0.4 + width * (k + 0.5) for v in range(1, 11)],
+            counts,
+            width=width,
+            label=f"{_text(target, 40)} ({len(scores)} scored)",
+        )
+    ax.set_xticks(range(1, 11))
+    ax.set_xlim(0.4, 10.6)
+    ax.set_title(f"{_text(ref)}: behaviour scores per target")
+    ax.set_xlabel("judge's behaviour score (1: not shown, 10: clearly)")
+    ax.set_ylabel("rollouts")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="upper right", fontsize=8)
     return _png(fig)
 
 

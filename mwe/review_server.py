@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from mwe.errors import MweError, StoreLockedError, UsageError
 from mwe.reviews import check_answer, review_order, review_summary
-from mwe.store import EvalSetInfo, Store
+from mwe.store import EvalSetInfo, Store, SuiteInfo
 
 # Nothing but the app's own script, style and API: an injected tag could load nothing, run nothing.
 CSP = (
@@ -40,7 +40,12 @@ CSP = (
     "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 MAX_NOTE = 4000
-_ASSETS = {"review.js": "text/javascript", "review.css": "text/css"}
+_ASSETS = {
+    "common.js": "text/javascript",
+    "review.js": "text/javascript",
+    "transcripts.js": "text/javascript",
+    "review.css": "text/css",
+}
 
 
 def check_host(host: str, allow_remote: bool) -> None:
@@ -76,13 +81,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-@dataclass
-class ReviewSession:
-    """What one `mwe review` serves: one set version, one reviewer, one order of items."""
+class _Session:
+    """What both review sessions share: the store opened per request, and the order."""
 
     db: str
-    info: EvalSetInfo
-    reviewer: str
     order: list[int]
 
     def __post_init__(self) -> None:
@@ -95,19 +97,29 @@ class ReviewSession:
         with self._lock, Store(self.db, read_only=read_only) as store:
             yield store
 
-    def answered(self, store: Store) -> dict[int, dict[str, Any]]:
-        """This reviewer's answers on the set, by item index."""
-        return {
-            r.idx: {"verdict": r.verdict, "relevance": r.relevance, "note": r.note}
-            for r in store.reviews(self.info, self.reviewer)
-        }
-
     def next_open(self, answered: dict[int, Any], after: int = -1) -> int | None:
         """The first position after ``after`` (else from the start) not yet answered."""
         for pos in [*range(after + 1, len(self.order)), *range(after + 1)]:
             if self.order[pos] not in answered:
                 return pos
         return None
+
+
+@dataclass
+class ReviewSession(_Session):
+    """What one `mwe review` serves: one set version, one reviewer, one order of items."""
+
+    db: str
+    info: EvalSetInfo
+    reviewer: str
+    order: list[int]
+
+    def answered(self, store: Store) -> dict[int, dict[str, Any]]:
+        """This reviewer's answers on the set, by item index."""
+        return {
+            r.idx: {"verdict": r.verdict, "relevance": r.relevance, "note": r.note}
+            for r in store.reviews(self.info, self.reviewer)
+        }
 
 
 def allowed_hosts(host: str, allow_remote: bool) -> list[str]:
@@ -121,17 +133,6 @@ def allowed_hosts(host: str, allow_remote: bool) -> list[str]:
 def create_app(session: ReviewSession, *, hosts: list[str] | None = None) -> Starlette:
     """The review app for ``session``, answering the Host headers ``hosts`` (default:
     :func:`allowed_hosts` of 127.0.0.1)."""
-
-    async def index(request: Request) -> Response:
-        template = resources.files("mwe").joinpath("web/review.html").read_text("utf-8")
-        return HTMLResponse(template, headers=_headers())
-
-    async def asset(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in _ASSETS:
-            return JSONResponse({"error": f"no asset {name}"}, status_code=404)
-        body = resources.files("mwe").joinpath(f"web/{name}").read_text("utf-8")
-        return Response(body, media_type=_ASSETS[name], headers=_headers())
 
     def state(request: Request) -> Response:
         with session.store() as store:
@@ -186,19 +187,39 @@ def create_app(session: ReviewSession, *, hosts: list[str] | None = None) -> Sta
                 review_summary(store, session.info).model_dump() | {"set": session.info.ref}
             )
 
-    async def store_busy(request: Request, exc: Exception) -> Response:
-        # Another mwe command is writing to the store: say so, and nothing is lost by retrying.
-        return _json({"error": f"{exc} (nothing was saved; try again)"}, 503)
-
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/static/{name}", asset),
+    return _app(
+        "review.html",
+        [
             Route("/api/state", state),
             Route("/api/items/{pos:int}", item),
             Route("/api/items/{pos:int}/review", save, methods=["PUT"]),
             Route("/api/summary", summary),
         ],
+        hosts,
+    )
+
+
+def _app(page: str, routes: list[Route], hosts: list[str] | None) -> Starlette:
+    """The page ``web/<page>`` at ``/``, the static files, and ``routes``, behind the Host
+    check; a locked store is a 503 saying nothing was saved."""
+
+    async def index(request: Request) -> Response:
+        template = resources.files("mwe").joinpath(f"web/{page}").read_text("utf-8")
+        return HTMLResponse(template, headers=_headers())
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _ASSETS:
+            return JSONResponse({"error": f"no asset {name}"}, status_code=404)
+        body = resources.files("mwe").joinpath(f"web/{name}").read_text("utf-8")
+        return Response(body, media_type=_ASSETS[name], headers=_headers())
+
+    async def store_busy(request: Request, exc: Exception) -> Response:
+        # Another mwe command is writing to the store: say so, and nothing is lost by retrying.
+        return _json({"error": f"{exc} (nothing was saved; try again)"}, 503)
+
+    return Starlette(
+        routes=[Route("/", index), Route("/static/{name}", asset), *routes],
         middleware=[
             Middleware(
                 TrustedHostMiddleware,
@@ -209,7 +230,113 @@ def create_app(session: ReviewSession, *, hosts: list[str] | None = None) -> Sta
     )
 
 
-def _position(request: Request, session: ReviewSession) -> int:
+@dataclass
+class TranscriptSession(_Session):
+    """What `mwe review SUITE` serves: one rollout suite's transcripts, one reviewer."""
+
+    db: str
+    suite: SuiteInfo
+    reviewer: str
+    order: list[int]  # rollout ids, in review order
+
+    def scored(self, store: Store) -> dict[int, dict[str, Any]]:
+        """This reviewer's scores, by rollout id."""
+        return {
+            rid: {"score": score, "comment": comment}
+            for rid, who, score, comment in store.transcript_reviews(self.suite)
+            if who == self.reviewer
+        }
+
+
+def create_transcript_app(
+    session: TranscriptSession, *, hosts: list[str] | None = None
+) -> Starlette:
+    """The transcript review app: each rollout's turns with the judge's quoted evidence
+    marked, a 1-10 score per transcript; the judge's own score only once it is scored."""
+
+    def state(request: Request) -> Response:
+        with session.store() as store:
+            scored = session.scored(store)
+        return _json(
+            {
+                "suite": session.suite.ref,
+                "behavior": session.suite.description,
+                "reviewer": session.reviewer,
+                "total": len(session.order),
+                "reviewed": sum(rid in scored for rid in session.order),
+                "position": session.next_open(scored),
+            }
+        )
+
+    def transcript(request: Request) -> Response:
+        pos = _position(request, session)
+        with session.store() as store:
+            answer = session.scored(store).get(session.order[pos])
+            return _json(_transcript_view(store, session, pos, answer))
+
+    async def save(request: Request) -> Response:
+        pos = _position(request, session)
+        if request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return _json({"error": "send the score as application/json"}, 415)
+        try:
+            body = await request.json()
+            score, comment = body["score"], body.get("comment")
+            if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 10:
+                raise ValueError("the score is a whole number from 1 to 10")
+            if comment is not None and not isinstance(comment, str):
+                raise TypeError("comment must be text")
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json({"error": f"bad score: {exc}"}, 400)
+        comment = (comment or "").strip()[:MAX_NOTE] or None
+        return _json(await run_in_threadpool(store_score, pos, score, comment))
+
+    def store_score(pos: int, score: int, comment: str | None) -> Any:
+        rid = session.order[pos]
+        with session.store(read_only=False) as store:
+            store.save_transcript_review(rid, session.reviewer, score, comment)
+            scored = session.scored(store)
+            view = _transcript_view(store, session, pos, scored[rid])
+        view["next"] = session.next_open(scored, pos)
+        view["reviewed"] = sum(r in scored for r in session.order)
+        return view
+
+    return _app(
+        "transcripts.html",
+        [
+            Route("/api/state", state),
+            Route("/api/transcripts/{pos:int}", transcript),
+            Route("/api/transcripts/{pos:int}/review", save, methods=["PUT"]),
+        ],
+        hosts,
+    )
+
+
+def _transcript_view(
+    store: Store, session: TranscriptSession, pos: int, answer: dict[str, Any] | None
+) -> dict[str, Any]:
+    rid = session.order[pos]
+    (row,) = [r for r in store.rollouts(session.suite) if r.id == rid]
+    view: dict[str, Any] = {
+        "position": pos,
+        "total": len(session.order),
+        "id": rid,
+        "target": row.target,
+        "scenario": session.suite.scenarios[row.scenario],
+        "turns": [{"role": role, "content": text} for role, text in row.turns],
+        "evidence": row.evidence,
+        "answer": answer,
+    }
+    if answer is not None:  # the judge's scores only once the reviewer has given theirs
+        view["judge"] = {
+            "score": row.score,
+            "realism": row.realism,
+            "awareness": row.awareness,
+            "justification": row.justification,
+        }
+    return view
+
+
+def _position(request: Request, session: _Session) -> int:
     pos = int(request.path_params["pos"])
     if not 0 <= pos < len(session.order):
         from starlette.exceptions import HTTPException
@@ -258,6 +385,18 @@ def serve(app: Starlette, sock: socket.socket) -> None:
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def start_transcript_session(
+    store: Store, suite: SuiteInfo, reviewer: str, sample: int | None, seed: int, db: str
+) -> TranscriptSession:
+    """The transcripts of ``suite`` to review, in a seeded order (a sample of them if asked)."""
+    ids = [r.id for r in store.rollouts(suite)]
+    if not ids:
+        raise UsageError(f"{suite.ref} has no stored rollout to review")
+    return TranscriptSession(
+        db, suite, reviewer, [ids[i] for i in review_order(len(ids), sample, seed)]
+    )
 
 
 def start_session(

@@ -9,6 +9,7 @@ changes: its content hash is checked whenever it is read for export.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from mwe.errors import (
     StoreDamagedError,
     StoreError,
     StoreLockedError,
+    UsageError,
 )
 from mwe.items import Item, set_content_hash
 
@@ -860,6 +862,325 @@ class Store:
         if row is None:
             raise NotFoundError(f"judge {info.ref} is no longer stored")
         return bytes(row[0])
+
+    # -- rollouts ----------------------------------------------------------------------------
+
+    def suite_for(
+        self,
+        name: str,
+        description: str,
+        params: dict[str, Any],
+        scenarios: Sequence[str],
+        run_id: int | None = None,
+    ) -> tuple[SuiteInfo, bool]:
+        """The rollout suite ``name`` with these settings and scenarios: its latest version
+        when that has them (a rerun resumes it), else a new version; and whether it is new."""
+        check_name(name)
+        digest = hashlib.sha256(
+            json.dumps([params, list(scenarios)], sort_keys=True).encode()
+        ).hexdigest()
+        with self.transaction() as conn:
+            latest = conn.execute(
+                "SELECT version, params_hash FROM rollout_suites WHERE name = ? "
+                "ORDER BY version DESC LIMIT 1",
+                [name],
+            ).fetchone()
+            if latest and latest[1] == digest:
+                return self.resolve_suite(f"{name}@{latest[0]}"), False
+            version = latest[0] + 1 if latest else 1
+            conn.execute(
+                "INSERT INTO rollout_suites (name, version, description, params, params_hash, "
+                "scenarios, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                [
+                    name,
+                    version,
+                    description,
+                    json.dumps(params),
+                    digest,
+                    json.dumps(list(scenarios)),
+                    run_id,
+                ],
+            )
+        return self.resolve_suite(f"{name}@{version}"), True
+
+    def resolve_suite(self, ref: str) -> SuiteInfo:
+        """A rollout suite by ``name@N``, or the latest version of ``name``."""
+        parsed = SetRef.parse(ref)
+        rows = self.conn.execute(
+            f"SELECT {_SUITE_COLUMNS} FROM rollout_suites WHERE name = ? ORDER BY version",
+            [parsed.name],
+        ).fetchall()
+        suites = [_suite_from_row(row) for row in rows]
+        if not suites:
+            raise NotFoundError(
+                f"no rollout suite named {parsed.name!r}: `mwe rollouts` lists them"
+            )
+        if parsed.version is None:
+            return suites[-1]
+        for suite in suites:
+            if suite.version == parsed.version:
+                return suite
+        known = ", ".join(str(s.version) for s in suites)
+        raise NotFoundError(f"{parsed.name} has no version {parsed.version} (versions: {known})")
+
+    def list_suites(self) -> list[SuiteInfo]:
+        """Every rollout suite version, by name then version."""
+        rows = self.conn.execute(
+            f"SELECT {_SUITE_COLUMNS} FROM rollout_suites ORDER BY name, version"
+        ).fetchall()
+        return [_suite_from_row(row) for row in rows]
+
+    def rollout_keys(self, suite: SuiteInfo) -> set[tuple[str, int, int]]:
+        """The (target, scenario, rep) of every rollout of ``suite`` already stored."""
+        rows = self.conn.execute(
+            "SELECT target, scenario, rep FROM rollouts WHERE suite_id = ?", [suite.id]
+        ).fetchall()
+        return {(t, int(s), int(r)) for t, s, r in rows}
+
+    def save_rollout(
+        self,
+        suite: SuiteInfo,
+        target: str,
+        scenario: int,
+        rep: int,
+        turns: Sequence[tuple[str, str]],
+        judgement: dict[str, Any],
+        run_id: int | None = None,
+    ) -> int:
+        """Store one finished rollout, its turns (``(role, content)`` in order) and its
+        judgement, in one transaction; return its id."""
+        with self.transaction() as conn:
+            rollout_id = _first(
+                conn.execute(
+                    "INSERT INTO rollouts (suite_id, target, scenario, rep, score, realism, "
+                    "awareness, evidence, justification, judge_reply, judge_method, run_id, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()) RETURNING id",
+                    [
+                        suite.id,
+                        target,
+                        scenario,
+                        rep,
+                        judgement.get("score"),
+                        judgement.get("realism"),
+                        judgement.get("awareness"),
+                        json.dumps(judgement.get("evidence", [])),
+                        judgement.get("justification"),
+                        judgement.get("reply", ""),
+                        judgement.get("method", "reply"),
+                        run_id,
+                    ],
+                )
+            )
+            for k, (role, content) in enumerate(turns):
+                conn.execute(
+                    "INSERT INTO rollout_turns VALUES (?, ?, ?, ?)",
+                    [rollout_id, k // 2, role, content],
+                )
+        return int(rollout_id)
+
+    def rollouts(self, suite: SuiteInfo, target: str | None = None) -> list[RolloutRow]:
+        """The stored rollouts of ``suite`` (one target's if given) with their turns, by
+        target, scenario and rep."""
+        rows = self.conn.execute(
+            "SELECT id, target, scenario, rep, score, realism, awareness, evidence, "
+            "justification FROM rollouts WHERE suite_id = ? AND (? IS NULL OR target = ?) "
+            "ORDER BY target, scenario, rep",
+            [suite.id, target, target],
+        ).fetchall()
+        turns: dict[int, list[tuple[str, str]]] = {}
+        for rid, role, content in self.conn.execute(
+            "SELECT t.rollout_id, t.role, t.content FROM rollout_turns t JOIN rollouts r "
+            "ON r.id = t.rollout_id WHERE r.suite_id = ? "
+            "ORDER BY t.rollout_id, t.turn, t.role DESC",  # 'user' before 'assistant'
+            [suite.id],
+        ).fetchall():
+            turns.setdefault(rid, []).append((role, content))
+        return [
+            RolloutRow(
+                id=rid,
+                target=t,
+                scenario=int(sc),
+                rep=int(rep),
+                score=score,
+                realism=realism,
+                awareness=awareness,
+                evidence=json.loads(evidence),
+                justification=justification,
+                turns=turns.get(rid, []),
+            )
+            for rid, t, sc, rep, score, realism, awareness, evidence, justification in rows
+        ]
+
+    def save_transcript_review(
+        self, rollout_id: int, reviewer: str, score: int, comment: str | None
+    ) -> None:
+        """Store one reviewer's 1-10 score of a transcript at once, replacing their earlier
+        one."""
+        if not 1 <= score <= 10:
+            raise UsageError(f"a transcript score is 1 to 10, not {score}")
+        if not _first(
+            self.conn.execute("SELECT count(*) FROM rollouts WHERE id = ?", [rollout_id])
+        ):
+            raise NotFoundError(f"no rollout {rollout_id}")
+        self.conn.execute(
+            "INSERT INTO transcript_reviews VALUES (?, ?, ?, ?, now()) ON CONFLICT DO UPDATE "
+            "SET score = excluded.score, comment = excluded.comment, "
+            "created_at = excluded.created_at",
+            [rollout_id, reviewer, score, comment],
+        )
+
+    def transcript_reviews(self, suite: SuiteInfo) -> list[tuple[int, str, int, str | None]]:
+        """Every reviewer score of ``suite``'s transcripts: (rollout id, reviewer, score,
+        comment), by rollout then reviewer."""
+        rows = self.conn.execute(
+            "SELECT v.rollout_id, v.reviewer, v.score, v.comment FROM transcript_reviews v "
+            "JOIN rollouts r ON r.id = v.rollout_id WHERE r.suite_id = ? "
+            "ORDER BY v.rollout_id, v.reviewer",
+            [suite.id],
+        ).fetchall()
+        return [(int(r), str(w), int(s), c) for r, w, s, c in rows]
+
+    # -- red teaming -------------------------------------------------------------------------
+
+    def find_redteam(self, name: str, params_hash: str) -> int | None:
+        """The id of the stored red-teaming run ``name`` with these settings, if any."""
+        row = self.conn.execute(
+            "SELECT id FROM redteam_runs WHERE name = ? AND params_hash = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [name, params_hash],
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def save_redteam(
+        self,
+        name: str,
+        description: str,
+        params: dict[str, Any],
+        params_hash: str,
+        cases: Sequence[dict[str, Any]],
+        rounds: Sequence[dict[str, Any]],
+        set_info: EvalSetInfo | None,
+        run_id: int | None = None,
+    ) -> int:
+        """Store a finished red-teaming run: its cases (``round, idx, input, reply, score,
+        flagged``) and rounds (``round, cases, failures, failure_rate, self_bleu,
+        embedding_similarity``), in one transaction; return its id."""
+        with self.transaction() as conn:
+            rid = int(
+                _first(
+                    conn.execute(
+                        "INSERT INTO redteam_runs (name, description, params, params_hash, "
+                        "set_id, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, now()) "
+                        "RETURNING id",
+                        [
+                            name,
+                            description,
+                            json.dumps(params),
+                            params_hash,
+                            set_info.id if set_info else None,
+                            run_id,
+                        ],
+                    )
+                )
+            )
+            for c in cases:
+                conn.execute(
+                    "INSERT INTO redteam_cases VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [rid, c["round"], c["idx"], c["input"], c["reply"], c["score"], c["flagged"]],
+                )
+            for r in rounds:
+                conn.execute(
+                    "INSERT INTO redteam_rounds VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        rid,
+                        r["round"],
+                        r["cases"],
+                        r["failures"],
+                        r["failure_rate"],
+                        r["self_bleu"],
+                        r["embedding_similarity"],
+                    ],
+                )
+        return rid
+
+    def redteam_rounds(self, redteam_id: int) -> list[dict[str, Any]]:
+        """The rounds of a stored red-teaming run, in order."""
+        cursor = self.conn.execute(
+            "SELECT round, cases, failures, failure_rate, self_bleu, embedding_similarity "
+            "FROM redteam_rounds WHERE redteam_id = ? ORDER BY round",
+            [redteam_id],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def redteam_cases(self, redteam_id: int) -> list[dict[str, Any]]:
+        """The cases of a stored red-teaming run, by round and index."""
+        cursor = self.conn.execute(
+            "SELECT round, idx, input, reply, score, flagged FROM redteam_cases "
+            "WHERE redteam_id = ? ORDER BY round, idx",
+            [redteam_id],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def redteam_set(self, redteam_id: int) -> EvalSetInfo | None:
+        """The set version holding a red-teaming run's failing cases, if it had any."""
+        row = self.conn.execute(
+            "SELECT e.name, e.version FROM redteam_runs r JOIN eval_sets e ON e.id = r.set_id "
+            "WHERE r.id = ?",
+            [redteam_id],
+        ).fetchone()
+        return self.resolve(f"{row[0]}@{row[1]}") if row else None
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    """One version of a rollout suite: a behaviour, the settings, and its scenarios."""
+
+    id: int
+    name: str
+    version: int
+    description: str
+    params: dict[str, Any]
+    scenarios: list[str]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    """One stored rollout: who was played, the turns in order, and the judge's scores."""
+
+    id: int
+    target: str
+    scenario: int
+    rep: int
+    score: int | None
+    realism: int | None
+    awareness: int | None
+    evidence: list[str]
+    justification: str | None
+    turns: list[tuple[str, str]]  # (role, content): 'user' then 'assistant', turn by turn
+
+
+_SUITE_COLUMNS = "id, name, version, description, params, scenarios, created_at"
+
+
+def _suite_from_row(row: Sequence[Any]) -> SuiteInfo:
+    sid, name, version, description, params, scenarios, created = row
+    return SuiteInfo(
+        int(sid),
+        name,
+        int(version),
+        description,
+        json.loads(params),
+        json.loads(scenarios),
+        created,
+    )
 
 
 @dataclass(frozen=True)

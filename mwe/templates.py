@@ -149,19 +149,27 @@ def _used(source: str) -> set[str]:
     return set(meta.find_undeclared_variables(_ENV.parse(source)))
 
 
-def load_templates(fmt: str, folder: str | Path | None = None) -> TemplateSet:
+def load_templates(
+    fmt: str,
+    folder: str | Path | None = None,
+    *,
+    variables: dict[str, frozenset[str]] = VARIABLES,
+    samples: dict[str, list[dict[str, Any]]] | None = None,
+) -> TemplateSet:
     """Load and check the templates of format ``fmt`` from ``folder`` (a folder holding the
     ``.j2`` files, or one with a subfolder per format); the built-in ``mwe/prompts/`` by
-    default."""
+    default. ``variables`` names the templates and what each may use, ``samples`` the values
+    each is test-rendered with (the generation pipeline's by default; rollouts have their
+    own)."""
     base = Path(folder) if folder is not None else PROMPTS_DIR
     chosen = base / fmt if (base / fmt).is_dir() else base
     if not chosen.is_dir():
         raise TemplateError(f"{chosen}: no such template folder")
     sources, hashes = {}, {}
-    for name, allowed in VARIABLES.items():
+    for name, allowed in variables.items():
         path = chosen / name
         if not path.is_file():
-            raise TemplateError(f"{path}: missing; a template folder needs {', '.join(VARIABLES)}")
+            raise TemplateError(f"{path}: missing; a template folder needs {', '.join(variables)}")
         try:
             source = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -180,7 +188,7 @@ def load_templates(fmt: str, folder: str | Path | None = None) -> TemplateSet:
         sources[name] = source
         hashes[name] = hashlib.sha256(source.encode()).hexdigest()
     loaded = TemplateSet(chosen, sources, hashes)
-    for name, samples in _SAMPLES.items():
-        for values in samples:
+    for name, values_list in (_SAMPLES if samples is None else samples).items():
+        for values in values_list:
             loaded.render(name, **values)
     return loaded

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,16 @@ def review_set(tmp_path: Path, mwe) -> str:
 @pytest.fixture
 def server(db: Path, review_set: str) -> Iterator[str]:
     """`mwe review` running as a user starts it, on a free port; yields the page's address."""
+    with serving(db, review_set) as url:
+        yield url
+
+
+@contextmanager
+def serving(db: Path, ref: str, reviewer: str = "alice") -> Iterator[str]:
+    """`mwe review REF` in a process of its own on a free port; yields the page's address."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mwe", "--db", str(db), "review", review_set, "--port", "0"]
-        + ["--reviewer", "alice"],
+        [sys.executable, "-m", "mwe", "--db", str(db), "review", ref, "--port", "0"]
+        + ["--reviewer", reviewer],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -108,7 +116,12 @@ def test_review_five_items_by_keyboard_and_resume_after_reload(server, page, db)
             # The hostile item: shown as the text it is, and nothing of it ran or was created.
             assert page.inner_text("#text") == XSS
             assert page.locator("img[src='x']").count() == 0
-            assert page.evaluate("document.querySelectorAll('script').length") == 1
+            # The page's own two scripts, and no other.
+            sources = page.eval_on_selector_all("script", "ss => ss.map(s => s.src)")
+            assert [re.sub(r"^http://[^/]+", "", src) for src in sources] == [
+                "/static/common.js",
+                "/static/review.js",
+            ]
         page.keyboard.press(verdict)
         page.keyboard.press(str(n % 5 + 1))
         if n == 3:
@@ -145,10 +158,11 @@ def test_review_five_items_by_keyboard_and_resume_after_reload(server, page, db)
     assert page.locator("[data-verdict=yes].selected").count() == 1
     assert page.dialogs == []
     assert page.external_requests == []
-    # Only the page, its two files and its API were asked for: nothing the item text named.
+    # Only the page, its files and its API were asked for: nothing the item text named.
     paths = {re.sub(r"^http://127\.0\.0\.1:\d+", "", url) for url in page.requests}
     assert {p for p in paths if not p.startswith("/api/")} == {
         "/",
+        "/static/common.js",
         "/static/review.js",
         "/static/review.css",
     }

@@ -6,6 +6,7 @@ one back.
 """
 
 from mwe.cli import (
+    dynamic_commands,
     judge_commands,
     model_commands,
     report_commands,
@@ -20,6 +21,7 @@ for _command in (
     *judge_commands.COMMANDS,
     *review_commands.COMMANDS,
     *report_commands.COMMANDS,
+    *dynamic_commands.COMMANDS,
 ):
     cli.add_command(_command)
 

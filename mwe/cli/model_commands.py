@@ -23,7 +23,7 @@ from mwe.cli.output import (
     print_plan,
 )
 from mwe.formats import format_names, get_format
-from mwe.terminal import plain
+from mwe.terminal import plain, shown
 
 _BATCH = click.option(
     "--batch",
@@ -232,13 +232,17 @@ def judge_check_cmd(
 
     Validate a judge on a set you trust (e.g. an imported public persona file) before letting
     it filter a generated one. With the built-in preference model, the figures it was
-    validated with are printed too.
+    validated with are printed too. REF may also name a rollout suite (`mwe rollout`): then the
+    stored judge scores of its reviewed transcripts are compared with the reviewers' 1-10
+    scores (Spearman's correlation).
     """
     from mwe.estimate import PlannedCalls, judge_plan
     from mwe.models import LM, check_batch_model, get_backend
     from mwe.pipeline.judge import LMJudge, PMJudge, check_pm_name, is_pm, judge_check, load_pm
     from mwe.templates import load_templates
 
+    if _print_transcript_agreement(ctx, ref):  # REF is a rollout suite, not a set
+        return
     pm = is_pm(judge)
     if pm:
         check_pm_name(judge)
@@ -414,6 +418,36 @@ def score_cmd(
     emit_results(report.results, output, title)
     if output == "table":
         print_gaps(report.gaps)
+
+
+def _print_transcript_agreement(ctx: click.Context, ref: str) -> bool:
+    """For a rollout suite REF (one no set shares the name of): print its judge's Spearman
+    correlation with the reviewers' transcript scores and return True."""
+    from mwe.errors import NotFoundError
+    from mwe.rollouts import judge_agreement
+    from mwe.store import SetRef
+
+    with open_store(ctx, read_only=True) as store:
+        if SetRef.parse(ref).name in store.names():
+            return False
+        try:
+            suite = store.resolve_suite(ref)
+        except NotFoundError:
+            return False
+        agreement = judge_agreement(store, suite)
+    if agreement.spearman is None:
+        console.print(
+            f"{shown(suite.ref)}: {agreement.transcripts} reviewed transcript(s) with a judge "
+            f"score; the Spearman correlation needs three or more with differing scores "
+            f"(score them with `mwe review {shown(suite.ref)}`)"
+        )
+        return True
+    console.print(
+        f"{shown(suite.ref)}: judge against {agreement.reviewers} reviewer(s) on "
+        f"{agreement.transcripts} transcripts: Spearman {agreement.spearman:.3f}, mean "
+        f"|judge - human| {agreement.mean_abs_diff:.2f}"
+    )
+    return True
 
 
 def _positive_int(text: str, flag: str) -> int:

@@ -83,6 +83,40 @@ def print_quality(quality: dict[str, Any]) -> None:
         console.print(shown(line) + (flag if quality.get("shortcut_flag") else ""))
 
 
+def print_rollout_results(results: list[Any]) -> None:
+    """One line per target: mean score and elicitation rate with their 95% intervals."""
+    for r in results:
+        if r.mean_score is None:
+            console.print(f"{shown(r.target)}: none of {r.rollouts:,} rollouts was scored")
+            continue
+        low, high = r.mean_ci
+        e_low, e_high = r.elicitation_ci
+        console.print(
+            f"{shown(r.target)}: mean score {r.mean_score:.2f} [{low:.2f}, {high:.2f}], "
+            f"elicitation rate (>= {r.threshold}) {r.elicitation_rate:.3f} "
+            f"[{e_low:.3f}, {e_high:.3f}] on {r.scored:,} of {r.rollouts:,} rollouts; "
+            f"realism {_maybe(r.mean_realism)}, evaluation awareness {_maybe(r.mean_awareness)}"
+        )
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def transcript_lines(row: Any, scenario: str) -> list[str]:
+    """A stored rollout for the terminal: header, scenario, turns, the judge's scores."""
+    scores = ", ".join(
+        f"{name} {'-' if value is None else value}"
+        for name, value in (("realism", row.realism), ("awareness", row.awareness))
+    )
+    score = "-" if row.score is None else row.score
+    header = f"#{row.id} {shown(row.target)}, scenario {row.scenario}, rep {row.rep}"
+    lines = ["", f"[bold]{header}: score {score}[/] ({scores})", f"[dim]{shown(scenario)}[/]"]
+    lines += [f"[bold]{role}:[/] {shown(text)}" for role, text in row.turns]
+    lines += [f"[italic]evidence:[/] {shown(quote)}" for quote in row.evidence]
+    return lines
+
+
 def result_line(r: Any) -> str:
     """One scored model of a set on one line: its matching rate and interval (its loss where
     the set has no rate: sequence_prob)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import webbrowser
+from typing import Any
 
 import click
 
@@ -59,24 +60,50 @@ def review_cmd(
     unanswered item. The judge's confidence in a label is shown only after you answer it.
     Several reviewers may review the same set (give --reviewer); `mwe show` and `mwe report`
     then show the agreement, relevance, kappa and judge-vs-human figures.
+
+    REF may also name a rollout suite (`mwe rollout`): then each transcript is shown with the
+    judge's quoted evidence marked, and you score how strongly the target shows the behaviour,
+    1-10 (keys 1-9, 0 for 10); `mwe judge-check SUITE` compares the judge with those scores.
     """
     from mwe.review_server import (
         allowed_hosts,
         bind,
         check_host,
         create_app,
+        create_transcript_app,
         serve,
         start_session,
+        start_transcript_session,
     )
+    from mwe.store import SetRef
 
     name = check_reviewer(reviewer or _default_reviewer())
     check_host(host, allow_remote)
     with open_store(ctx, read_only=False) as store:  # read-write: it migrates an older store
-        session = start_session(store, ref, name, sample, seed, str(ctx.obj["db"]))
-        done = len({r.idx for r in store.reviews(session.info, name)} & set(session.order))
+        is_set = SetRef.parse(ref).name in store.names()
+        suite = None if is_set else _suite(store, ref)
+        if suite is not None:
+            t_session = start_transcript_session(
+                store, suite, name, sample, seed, str(ctx.obj["db"])
+            )
+            done = len(t_session.scored(store))
+        else:
+            session = start_session(store, ref, name, sample, seed, str(ctx.obj["db"]))
+            done = len({r.idx for r in store.reviews(session.info, name)} & set(session.order))
+    if suite is not None:
+        sock = bind(host, port)
+        url = _url(host, sock)
+        console.print(
+            f"Reviewing the transcripts of {shown(suite.ref)} as {shown(name)}: "
+            f"{len(t_session.order):,} transcripts, {done:,} scored so far."
+        )
+        click.echo(f"Open {url}  (scores are saved as you go; Ctrl-C stops the server)", err=False)
+        if open_browser:
+            webbrowser.open(url)
+        serve(create_transcript_app(t_session, hosts=allowed_hosts(host, allow_remote)), sock)
+        return
     sock = bind(host, port)
-    shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{sock.getsockname()[1]}/"
+    url = _url(host, sock)
     console.print(
         f"Reviewing {shown(session.info.ref)} as {shown(name)}: {len(session.order):,} items, "
         f"{done:,} answered so far."
@@ -90,6 +117,21 @@ def review_cmd(
     with open_store(ctx, read_only=True) as store:
         done = len({r.idx for r in store.reviews(session.info, name)} & set(session.order))
     console.print(f"Stopped: {done:,} of {len(session.order):,} items answered by {shown(name)}.")
+
+
+def _url(host: str, sock: Any) -> str:
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"http://{shown_host}:{sock.getsockname()[1]}/"
+
+
+def _suite(store: Any, ref: str) -> Any:
+    """The rollout suite ``ref`` names, or None (then REF is taken as a set)."""
+    from mwe.errors import NotFoundError
+
+    try:
+        return store.resolve_suite(ref)
+    except NotFoundError:
+        return None
 
 
 COMMANDS = (review_cmd,)

@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "sycophancy": "mwe.formats.sycophancy:SycophancyFormat",
     "classification": "mwe.formats.inverse_scaling:ClassificationFormat",
     "sequence_prob": "mwe.formats.inverse_scaling:SequenceProbFormat",
+    "redteam": "mwe.formats.redteam:RedTeamFormat",
 }
 FALLBACK = "choice"
 

@@ -22,7 +22,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_serializer,
     field_validator,
 )
@@ -35,6 +34,7 @@ from mwe.formats import format_names, get_format
 from mwe.items import Item, check_format, decode_text, parse_records, read_source
 from mwe.models import Backend, GenerateConfig, check_batch_model, get_backend, parse_model
 from mwe.models.lm import LM
+from mwe.options import validated
 from mwe.pipeline.candidates import Candidate
 from mwe.pipeline.dedupe import dedupe
 from mwe.pipeline.generate import parse_replies, plan_calls, run_calls
@@ -129,13 +129,7 @@ class GenerateOptions(BaseModel):
 
 def check_options(**values: Any) -> GenerateOptions:
     """Validated options, or a one-line usage error naming the flag."""
-    try:
-        options = GenerateOptions(**values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "options"
-        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
-        raise UsageError(f"{flag}: {error['msg']}") from None
+    options = validated(GenerateOptions, values, _FLAGS)
     check_description(options.description)
     if options.name is not None:  # an empty --name is a mistake, not "choose one for me"
         check_name(options.name)

@@ -1,30 +1,12 @@
-// The review page of `mwe review`, driven by the keyboard. Every text from the store is written
-// with textContent, never as markup: an item may hold anything a generator wrote.
+// The review page of `mwe review`, driven by the keyboard (common.js holds what it shares with
+// transcripts.js). Every text from the store is written with textContent, never as markup: an
+// item may hold anything a generator wrote.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = { total: 0, position: null, item: null, verdict: null, relevance: null, busy: false };
-
-function setText(id, text) {
-  $(id).textContent = text;
-}
 
 function quoted(answer) {
   return JSON.stringify(answer);
-}
-
-async function api(path, options) {
-  const response = await fetch(path, options);
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new Error(body.error || body.detail || `${response.status} ${response.statusText}`);
-  }
-  return body;
-}
-
-function status(message, isError) {
-  setText("status", message);
-  $("status").classList.toggle("error", Boolean(isError));
 }
 
 function showSelection() {
@@ -41,12 +23,6 @@ function judgeLine(item) {
     return "The judge gave this item no label confidence.";
   }
   return `The judge's confidence in this label: ${item.label_confidence.toFixed(2)}.`;
-}
-
-function showProgress(reviewed) {
-  setText("reviewed", String(reviewed));
-  $("progress").max = state.total;
-  $("progress").value = reviewed;
 }
 
 async function load(position) {
@@ -113,7 +89,7 @@ async function save() {
     return;
   }
   try {
-    showProgress(result.reviewed);
+    showProgress(state.total, result.reviewed);
     const last = $("last");
     last.hidden = false;
     last.textContent =
@@ -132,33 +108,8 @@ async function save() {
   }
 }
 
-async function move(step) {
-  if (state.busy) {
-    return;
-  }
-  const target = state.position === null ? state.total - 1 : state.position + step;
-  if (target >= 0 && target < state.total) {
-    await load(target);
-  }
-}
-
 function onKey(event) {
-  // A held key repeats, and Enter also confirms an input method's composition: neither is an answer.
-  if (event.repeat || event.isComposing) {
-    return;
-  }
-  const note = $("note");
-  if (document.activeElement === note) {
-    if (event.key === "Escape") {
-      note.blur();
-    } else if (event.key === "Enter" && !event.shiftKey) {
-      event.preventDefault();
-      note.blur();
-      save();
-    }
-    return;
-  }
-  if (event.ctrlKey || event.metaKey || event.altKey) {
+  if (ignoredKey(event) || noteKey(event, save)) {
     return;
   }
   const key = event.key.toLowerCase();
@@ -169,16 +120,16 @@ function onKey(event) {
     state.relevance = Number(key);
   } else if (state.position !== null && key === "c") {
     event.preventDefault();
-    note.focus();
+    $("note").focus();
     return;
   } else if (event.key === "Enter") {
     save();
     return;
   } else if (event.key === "ArrowLeft" || key === "k") {
-    move(-1);
+    move(state, -1, load);
     return;
   } else if (event.key === "ArrowRight" || key === "j") {
-    move(1);
+    move(state, 1, load);
     return;
   } else {
     return;
@@ -196,7 +147,7 @@ async function start() {
     setText("behavior", s.behavior);
     setText("reviewer", s.reviewer);
     setText("total", String(s.total));
-    showProgress(s.reviewed);
+    showProgress(state.total, s.reviewed);
     document.addEventListener("keydown", onKey);
     if (s.position === null) {
       await finish();

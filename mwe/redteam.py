@@ -36,7 +36,7 @@ from mwe.pipeline.judge import check_pm_name, is_pm, load_pm
 from mwe.pipeline.parse import json_values
 from mwe.progress import ProgressCallback, Reporter
 from mwe.store import EvalSetInfo, Store, check_name, slugify
-from mwe.sync import run_sync
+from mwe.sync import gather_all, run_sync
 from mwe.templates import load_templates
 
 VARIABLES = {
@@ -180,20 +180,36 @@ class _RedTeam:
     def __init__(self, store: Store, options: RedTeamOptions, progress: ProgressCallback | None):
         self.store, self.o = store, options
         self.templates = load_templates("redteam", variables=VARIABLES, samples=_SAMPLES)
-        self.run_id = store.start_run("redteam", options.model_dump(mode="json"))
         models = [options.attacker, options.target]
         if not is_pm(options.classifier):
             models.append(options.classifier)
+        # The models first: a bad model string, a missing key or an unknown pm:NAME records
+        # no run.
         self.lms = ModelGroup(
             models,
             store,
             stage="redteam",
-            run_id=self.run_id,
+            run_id=None,
             max_concurrency=options.max_concurrency,
             base_url=options.base_url,
         )
         self.pm = load_pm(options.classifier, store)[0] if is_pm(options.classifier) else None
+        self.run_id = store.start_run("redteam", options.model_dump(mode="json"))
+        self.lms.set_run(self.run_id)
         self.report = Reporter(progress, list(self.lms))
+        self.drawn: Counter[str] = Counter()  # samples taken of each attacker prompt so far
+
+    async def _draw(self, prompt: str, count: int, config: GenerateConfig) -> list[str]:
+        """``count`` new samples of the attacker's reply to ``prompt``: one request, and the
+        samples after those earlier rounds took, so a prompt asked again (the zero-shot one,
+        or few-shot examples drawn alike) gets fresh replies, the same ones on a rerun."""
+        before = self.drawn[prompt]
+        self.drawn[prompt] += count
+        texts = await self.lms[self.o.attacker].generate(
+            [Message(role="user", content=prompt)],
+            config.model_copy(update={"n": before + count}),
+        )
+        return texts[before:]
 
     async def inputs(
         self, round_no: int, failures: list[dict[str, Any]], seen: set[str]
@@ -202,18 +218,10 @@ class _RedTeam:
         else few-shot from failures drawn by weight."""
         o = self.o
         calls = math.ceil(o.per_round / o.per_call)
-        attacker = self.lms[o.attacker]
         config = GenerateConfig(temperature=1.0, max_tokens=max(o.max_tokens, 60 * o.per_call))
         if round_no == 1 or not failures:
             prompt = self.templates.render("zero_shot.j2", behavior=o.description, count=o.per_call)
-            # One request for all the calls' samples (a zero-shot prompt is the same each time);
-            # a later round asking for more reuses the samples already paid for.
-            offset = (round_no - 1) * calls
-            replies = await attacker.generate(
-                [Message(role="user", content=prompt)],
-                config.model_copy(update={"n": offset + calls}),
-            )
-            replies = replies[offset:]
+            replies = await self._draw(prompt, calls, config)
         else:
             rng = random.Random(f"{o.seed}:{round_no}")
             top = max(f["score"] for f in failures)
@@ -229,13 +237,11 @@ class _RedTeam:
                         examples=[f["input"] for f in picked],
                     )
                 )
-            replies = [
-                text
-                for texts in await asyncio.gather(
-                    *(attacker.generate([Message(role="user", content=p)], config) for p in prompts)
-                )
-                for text in texts
-            ]
+            # Identical prompts (few failures to draw from) are one request for that many
+            # samples: sent apart, they would share one cache key and be paid for each.
+            asked = Counter(prompts)
+            groups = await gather_all(self._draw(p, k, config) for p, k in asked.items())
+            replies = [text for texts in groups for text in texts]
         out: list[str] = []
         for reply in replies:
             for text in parse_inputs(reply):
@@ -277,9 +283,7 @@ class _RedTeam:
             counted = votes["Yes"] + votes["No"]
             return votes["Yes"] / counted if counted else 0.5
 
-        return list(
-            await asyncio.gather(*(one(t, r) for t, r in zip(inputs, replies, strict=True)))
-        )
+        return await gather_all(one(t, r) for t, r in zip(inputs, replies, strict=True))
 
 
 def _weighted_sample(
@@ -324,7 +328,7 @@ async def redteam_async(
                     "strings was asked for): try another --attacker"
                 )
             run.report.start(f"round {round_no}", len(inputs), f"{o.target} answers")
-            replies = await asyncio.gather(*(run.reply(t) for t in inputs))
+            replies = await gather_all(run.reply(t) for t in inputs)
             scores = await run.scores(inputs, replies)
             for idx, (text, said, score) in enumerate(zip(inputs, replies, scores, strict=True)):
                 cases.append(
@@ -388,12 +392,14 @@ async def redteam_async(
                 info,
                 run.run_id,
             )
-    except BaseException:
-        store.finish_run(run.run_id, "interrupted")
+    except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        store.finish_run(run.run_id, "interrupted" if stopped else "failed")
         raise
     finally:
         await run.lms.aclose()
-    store.finish_run(run.run_id, "done", params={"cases": len(cases), "failures": len(failing)})
+    counts = {"cases": len(cases), "failures": len(failing)}
+    store.finish_run(run.run_id, "done", params=o.model_dump(mode="json") | counts)
     if not stored:
         existing = store.find_redteam(name, params_hash)
         info = store.redteam_set(existing) if existing is not None else None

@@ -31,8 +31,8 @@ from mwe.pipeline.parse import json_values
 from mwe.progress import ProgressCallback, Reporter
 from mwe.reviews import wilson_interval
 from mwe.scoring.results import bootstrap_interval
-from mwe.store import RolloutRow, Store, SuiteInfo, check_name, slugify
-from mwe.sync import run_sync
+from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo, check_name, slugify
+from mwe.sync import gather_all, run_sync
 from mwe.templates import load_templates
 
 # What each rollout template is given, and the values it is test-rendered with on loading.
@@ -81,6 +81,15 @@ class RolloutOptions(BaseModel):
         "reference (its items are the scenarios)."
     )
     targets: list[str] = Field(min_length=1, description="The models tested.")
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        twice = sorted({t for t in value if value.count(t) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice")
+        return value
+
     auditor: str = Field(description="The model that plays the user (and ideates).")
     judge: str = Field(description="The model that scores each transcript.")
     turns: int = Field(default=3, ge=1, le=50, description="User messages per rollout.")
@@ -252,16 +261,18 @@ class _Rollouts:
     def __init__(self, store: Store, options: RolloutOptions, progress: ProgressCallback | None):
         self.store, self.o = store, options
         self.templates = load_templates("rollout", variables=VARIABLES, samples=_SAMPLES)
-        self.run_id = store.start_run("rollout", options.model_dump(mode="json"))
         specs = [options.auditor, options.judge, *options.targets]
+        # The models first: a bad model string or a missing key records no run.
         self.lms = ModelGroup(
             specs,
             store,
             stage="rollout",
-            run_id=self.run_id,
+            run_id=None,
             max_concurrency=options.max_concurrency,
             base_url=options.base_url,
         )
+        self.run_id = store.start_run("rollout", options.model_dump(mode="json"))
+        self.lms.set_run(self.run_id)
         self.report = Reporter(progress, list(self.lms))
         self.chat = {
             spec: GenerateConfig(
@@ -274,12 +285,11 @@ class _Rollouts:
         (text,) = await self.lms[model].generate(messages, config)
         return text.strip()
 
-    async def scenarios(self, behavior: str) -> list[str]:
+    async def scenarios(self, behavior: str, source: EvalSetInfo | None) -> list[str]:
         """The suite's scenarios: the set's items, or ideated from the behaviour."""
         o = self.o
-        if not any(c.isspace() for c in o.source):  # a set reference
-            info = self.store.resolve(o.source)
-            return [item.text for item in self.store.items(info, limit=o.scenarios)]
+        if source is not None:
+            return [item.text for item in self.store.items(source, limit=o.scenarios)]
         self.report.start("ideate", None, f"asking {o.auditor} for {o.scenarios} scenarios")
         distinct = max(1, math.ceil(o.scenarios * o.diversity))
         base = await self._ideate(behavior, distinct, "")
@@ -292,10 +302,11 @@ class _Rollouts:
         # The variations, spread over the distinct scenarios, asked for one call per scenario.
         wanted = o.scenarios - len(base)
         counts = [wanted // len(base) + (i < wanted % len(base)) for i in range(len(base))]
-        variations = await asyncio.gather(
-            *(self._ideate(behavior, k, b) for b, k in zip(base, counts, strict=True) if k)
-        )
-        found = base + [v for group, k in zip(variations, counts, strict=False) for v in group[:k]]
+        asked = [(b, k) for b, k in zip(base, counts, strict=True) if k]
+        variations = await gather_all(self._ideate(behavior, k, b) for b, k in asked)
+        found = base + [
+            v for group, (_, k) in zip(variations, asked, strict=True) for v in group[:k]
+        ]
         return found[: o.scenarios]
 
     async def _ideate(self, behavior: str, count: int, base: str) -> list[str]:
@@ -364,20 +375,18 @@ async def rollout_async(
     """Run every rollout of ``options`` not stored yet; return the suite's metrics per
     target. Started again with the same options, a run resumes its suite: stored rollouts are
     skipped and the others replay their cached calls."""
-    run = _Rollouts(store, options, progress)
     o = options
+    source = source_set(store, o.source)
+    name = o.name or f"{source.name if source else slugify(o.source)[:60]}-rollouts"
+    store.check_suite_name(name)
+    run = _Rollouts(store, options, progress)
     behavior = o.source
+    if source is not None:
+        behavior = source.description or source.name.replace("-", " ")
     try:
-        if not any(c.isspace() for c in o.source):
-            info = store.resolve(o.source)
-            behavior = info.description or info.name.replace("-", " ")
-        scenarios = await run.scenarios(behavior)
-        params = o.model_dump(
-            mode="json", exclude={"name", "base_url", "max_concurrency", "threshold"}
-        )
-        suite, _ = store.suite_for(
-            o.name or slugify(o.source)[:60], behavior, params, scenarios, run.run_id
-        )
+        scenarios = await run.scenarios(behavior, source)
+        params = o.model_dump(mode="json", exclude={"name", "base_url", "max_concurrency"})
+        suite, _ = store.suite_for(name, behavior, params, scenarios, run.run_id)
         done = store.rollout_keys(suite)
         todo = [
             (target, s, rep)
@@ -395,13 +404,16 @@ async def rollout_async(
             async with slots:
                 await run.one(suite, behavior, target, scenario, rep)
 
-        await asyncio.gather(*(bounded(t, s, r) for t, s, r in todo))
-    except BaseException:
-        store.finish_run(run.run_id, "interrupted")
+        # Should one fail, the others stop before the clients close: nothing paid is lost.
+        await gather_all(bounded(t, s, r) for t, s, r in todo)
+    except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        store.finish_run(run.run_id, "interrupted" if stopped else "failed")
         raise
     finally:
         await run.lms.aclose()
-    store.finish_run(run.run_id, "done", params={"new": len(todo), "skipped": len(done)})
+    counts = {"suite": suite.ref, "new": len(todo), "skipped": len(done)}
+    store.finish_run(run.run_id, "done", params=o.model_dump(mode="json") | counts)
     rows = store.rollouts(suite)
     return RolloutReport(
         suite=suite.ref,
@@ -410,6 +422,18 @@ async def rollout_async(
         new_rollouts=len(todo),
         skipped_rollouts=len(done),
     )
+
+
+def source_set(store: Store, source: str) -> EvalSetInfo | None:
+    """The stored set SOURCE names (its items are the scenarios), or None: SOURCE is then a
+    behaviour description. A SOURCE with a space is always a description."""
+    if any(c.isspace() for c in source):
+        return None
+    try:
+        name = SetRef.parse(source).name
+    except UsageError:  # not a set reference at all: a one-word description
+        return None
+    return store.resolve(source) if name in store.names() else None
 
 
 def rollout(

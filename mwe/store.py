@@ -903,6 +903,13 @@ class Store:
             )
         return self.resolve_suite(f"{name}@{version}"), True
 
+    def check_suite_name(self, name: str) -> None:
+        """A usage error when ``name`` is not a valid name or a set already has it (`mwe
+        review` and `judge-check` would then find the set, not the suite)."""
+        check_name(name)
+        if name in self.names():
+            raise UsageError(f"a set is named {name!r}: give the rollouts another --name")
+
     def resolve_suite(self, ref: str) -> SuiteInfo:
         """A rollout suite by ``name@N``, or the latest version of ``name``."""
         parsed = SetRef.parse(ref)

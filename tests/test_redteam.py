@@ -37,7 +37,7 @@ def redteam_args(server, *extra: str) -> list[str]:
     ]
 
 
-def test_three_rounds_find_more_failures_and_store_exactly_the_flagged_cases(mwe, db):
+def test_three_rounds_find_more_failures_and_store_exactly_the_flagged_cases(mwe, db, tmp_path):
     with scripted_server() as server:
         result = mwe(*redteam_args(server))
         assert result.exit_code == 0, result.output
@@ -67,6 +67,18 @@ def test_three_rounds_find_more_failures_and_store_exactly_the_flagged_cases(mwe
     assert len(items) == len(flagged) and {i.format for i in items} == {"redteam"}
     shown = mwe("show", info.ref, "--json")
     assert shown.exit_code == 0 and json.loads(shown.output)["format"] == "redteam"
+    for r in rounds:  # the inputs' mean pairwise embedding cosine
+        assert 0 < r["embedding_similarity"] <= 1
+    # The failing set exports like any other, and imports back as the same items.
+    out = tmp_path / "out"
+    assert mwe("export", info.ref, "--out", out).exit_code == 0
+    exported = [json.loads(line) for line in (out / f"{info.name}.jsonl").read_text().splitlines()]
+    assert [r["question"] for r in exported] == [i.question for i in items]
+    assert all(r["answer_not_matching_behavior"] == [] for r in exported)
+    assert mwe("import", out / f"{info.name}.jsonl", "--name", "again").exit_code == 0
+    with Store(db, read_only=True) as store:
+        again = store.resolve("again")
+        assert again.content_hash == info.content_hash and again.format == "redteam"
     assert f"stored as {info.ref}" in result.output and "round 3:" in result.output
 
 

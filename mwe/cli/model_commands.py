@@ -241,7 +241,7 @@ def judge_check_cmd(
     from mwe.pipeline.judge import LMJudge, PMJudge, check_pm_name, is_pm, judge_check, load_pm
     from mwe.templates import load_templates
 
-    if _print_transcript_agreement(ctx, ref):  # REF is a rollout suite, not a set
+    if _print_transcript_agreement(ctx, ref, dry_run):  # REF is a rollout suite, not a set
         return
     pm = is_pm(judge)
     if pm:
@@ -420,14 +420,17 @@ def score_cmd(
         print_gaps(report.gaps)
 
 
-def _print_transcript_agreement(ctx: click.Context, ref: str) -> bool:
+def _print_transcript_agreement(ctx: click.Context, ref: str, dry_run: bool) -> bool:
     """For a rollout suite REF (one no set shares the name of): print its judge's Spearman
-    correlation with the reviewers' transcript scores and return True."""
+    correlation with the reviewers' transcript scores and return True. The store is opened as
+    judge-check opens it (read-write, so an older one is migrated; read-only for a dry run)."""
     from mwe.errors import NotFoundError
     from mwe.rollouts import judge_agreement
     from mwe.store import SetRef
 
-    with open_store(ctx, read_only=True) as store:
+    if not Path(ctx.obj["db"]).exists():  # no store: the set path gives the errors
+        return False
+    with open_store(ctx, read_only=dry_run) as store:
         if SetRef.parse(ref).name in store.names():
             return False
         try:

@@ -37,6 +37,11 @@ class ModelGroup:
             lm.after_call = self._after_call
             self.lms[spec] = lm
 
+    def set_run(self, run_id: int) -> None:
+        """Book every call from now on to run ``run_id``."""
+        for lm in self:
+            lm.run_id = run_id
+
     def __getitem__(self, spec: str) -> LM:
         return self.lms[spec]
 

@@ -6,6 +6,7 @@ cached (a rerun pays nothing twice), retried when the failure is transient, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -108,6 +109,7 @@ class LM:
         #: Called right after each new (paid) call is queued for the cache, before any other
         #: task runs: the pipeline's crash points hang here.
         self.after_call: Callable[[], None] | None = None
+        self._in_flight: dict[str, asyncio.Lock] = {}  # by the first missing key of a request
         self.batcher: Batcher | None = None
         if batch:
             if not backend.supports_batches:
@@ -133,17 +135,27 @@ class LM:
         requests = self._chat_requests(messages, config)
         keys = [request_key(r) for r in requests]
         cached = self.cache.get_many(requests[0], keys)
-        self.stats.cache_hits += len(cached)
         missing = [i for i, key in enumerate(keys) if key not in cached]
         if missing:
-            todo = config.model_copy(update={"n": len(missing)})
-            asked = [requests[i] for i in missing]
-            if self.batcher is not None:
-                responses = await self.batcher.chat(messages, todo, asked)
-            else:
-                responses = await self.generate_direct(messages, todo, asked)
-            cached.update((keys[i], r) for i, r in zip(missing, responses, strict=True))
-            self._called()
+            # The same request already in flight (two rollouts opening alike): wait for it and
+            # read its answer from the cache, instead of paying for it twice.
+            first = keys[missing[0]]
+            lock = self._in_flight.setdefault(first, asyncio.Lock())
+            async with lock:
+                cached = self.cache.get_many(requests[0], keys)
+                missing = [i for i, key in enumerate(keys) if key not in cached]
+                if missing:
+                    todo = config.model_copy(update={"n": len(missing)})
+                    asked = [requests[i] for i in missing]
+                    if self.batcher is not None:
+                        responses = await self.batcher.chat(messages, todo, asked)
+                    else:
+                        responses = await self.generate_direct(messages, todo, asked)
+                    cached.update((keys[i], r) for i, r in zip(missing, responses, strict=True))
+                    self._called()
+            if not lock.locked() and self._in_flight.get(first) is lock:
+                del self._in_flight[first]  # correct either way: the cache is read under it
+        self.stats.cache_hits += len(keys) - len(missing)
         return [cached[key]["text"] for key in keys]
 
     async def generate_direct(

@@ -3,8 +3,10 @@ batch, poll it, read its output and error files) and Anthropic's Message Batches
 read the JSONL results), answered from the server's script as its direct routes are.
 
 A batch reports ``in_progress`` for ``ServerConfig.batch_polls`` polls, then ends. Fault
-injection: a share (``batch_fail_rate``) of the lines fail, chosen by a hash of the custom_id
-and only on that custom_id's first submission, so a resubmission succeeds. OpenAI's failures
+injection: a share (``batch_fail_rate``) of the lines fail, every (1 / rate)-th custom_id in the
+order first submitted (a hash of the custom_id would depend on the server's port, which is in
+the cache key, and could pick none), and only on that first submission, so a resubmission
+succeeds. OpenAI's failures
 alternate between a 500 line and an expired line in the error file, Anthropic's between
 ``errored`` and ``expired`` results. The server's stats count every batch created (with its
 custom_ids) and every custom_id's submissions.
@@ -12,7 +14,6 @@ custom_ids) and every custom_id's submissions.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable
@@ -36,6 +37,7 @@ class BatchProtocols:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
+        self._first_submissions = 0
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/files", self.upload)
@@ -58,11 +60,12 @@ class BatchProtocols:
         rate = self.server.config.batch_fail_rate
         if stats.batch_submissions[custom_id] > 1 or not rate:
             return None
-        digest = hashlib.sha256(f"{self.server.config.seed}:{custom_id}".encode()).digest()
-        if int.from_bytes(digest[:4], "big") / 2**32 >= rate:
+        self._first_submissions += 1
+        every = max(1, round(1 / rate))
+        if self._first_submissions % every:
             return None
         stats.batch_failed[custom_id] += 1
-        return "error" if digest[4] % 2 else "expired"
+        return "error" if (self._first_submissions // every) % 2 else "expired"
 
     def _poll(self, batch_id: str) -> dict[str, Any] | None:
         batch = self.batches.get(batch_id)

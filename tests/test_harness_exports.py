@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,29 +62,6 @@ CHOICE_ROWS = [
 def write_rows(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-def offline_env() -> dict[str, str]:
-    return os.environ | {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "INSPECT_LOG_LEVEL": "warning",
-    }
-
-
-def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        args,
-        cwd=cwd,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
 
 
 # -- Inspect ----------------------------------------------------------------------------------
@@ -256,13 +230,11 @@ def test_a_set_named_like_a_python_builtin_or_keyword_runs_as_its_task(mwe, tmp_
 # -- lm-evaluation-harness ----------------------------------------------------------------
 
 
-def lm_eval_samples(out: Path, task: str) -> dict[int, dict[str, float]]:
+def lm_eval_samples(samples: list[dict]) -> dict[int, dict[str, float]]:
     """Per item (by its number in the set), each answer's log-likelihood from lm-eval's
-    sample log."""
-    (path,) = out.glob(f"**/samples_{task}_*.jsonl")
+    logged samples."""
     found: dict[int, dict[str, float]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        sample = json.loads(line)
+    for sample in samples:
         lls = [resp[0] for resp in sample["filtered_resps"]]
         found[sample["doc"]["id"]] = dict(zip(sample["doc"]["choices"], map(float, lls)))
     return found
@@ -274,14 +246,15 @@ def stored_scores(db: Path, prompt_format: str) -> dict[int, dict[str, float]]:
     return {n: row[4] for n, row in enumerate(rows, start=1)}
 
 
-@pytest.mark.parametrize("prompt_format", ["raw", "chat"])
-def test_lm_eval_export_computes_the_log_likelihoods_of_mwes_runner(
-    mwe, tmp_path, db, prompt_format
-):
+def test_lm_eval_export_computes_the_log_likelihoods_of_mwes_runner(mwe, tmp_path, db, monkeypatch):
     from mwe.models.local import converted_dir
 
-    rows = read_records(PERSONA / "agreeableness.jsonl")[:5]
-    rows += read_records(AI_RISK / "survival-instinct.human.jsonl")[:3]
+    # One item of each kind: Yes/No statements matching either way, a human-written A/B
+    # question (several-token options), three options, text after the options. lm-eval runs a
+    # full pass per option, so each item more costs seconds on a CPU and proves nothing more.
+    rows = read_records(PERSONA / "agreeableness.jsonl")[:2]
+    assert {r["answer_matching_behavior"] for r in rows} == {" Yes", " No"}
+    rows += read_records(AI_RISK / "survival-instinct.human.jsonl")[:1]
     rows += CHOICE_ROWS[2:4]
     assert mwe("import", write_rows(tmp_path / "shutdown-mix.jsonl", rows)).exit_code == 0
     out = tmp_path / "lm-eval-task"
@@ -295,52 +268,54 @@ def test_lm_eval_export_computes_the_log_likelihoods_of_mwes_runner(
         "shutdown_mix_raw.yaml",
         "utils.py",
     ]
-    task = f"shutdown_mix_{prompt_format}"
-    scored = mwe("score", "shutdown-mix", "--model", "local", "--prompt-format", prompt_format)
+    formats = ("raw", "chat")
+    scored = mwe(
+        "score", "shutdown-mix", "--model", "local", *(f"--prompt-format={f}" for f in formats)
+    )
     assert scored.exit_code == 0, scored.output
 
-    # As a user runs it, from another folder: the folder finds its data file itself.
-    results = tmp_path / "results"
-    chat = ["--apply_chat_template"] if prompt_format == "chat" else []
-    run(
-        [
-            sys.executable,
-            "-m",
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={converted_dir()},dtype=float32",
-            "--tasks",
-            task,
-            "--include_path",
-            str(out),
-            "--device",
-            "cpu",
-            "--batch_size",
-            "4",
-            "--log_samples",
-            "--output_path",
-            str(results),
-            *chat,
-        ],
-        cwd=tmp_path,
-    )
-    theirs = lm_eval_samples(results, task)
-    ours = stored_scores(db, prompt_format)
-    assert sorted(theirs) == sorted(ours) == list(range(1, len(rows) + 1))
-    # Both split as lm-eval does: the chat template's closing newline is part of each answer.
-    worst = max(abs(ll - ours[n][o]) for n, lls in theirs.items() for o, ll in lls.items())
-    for n, lls in theirs.items():
-        assert lls.keys() == ours[n].keys()
-    print(f"{prompt_format}: max |lm-eval - mwe| = {worst:.2e} over {len(rows)} items")
-    assert worst < LOGPROB_TOL
+    # Both of the README's lm_eval commands (the raw task; the chat task with
+    # --apply_chat_template), as lm_eval's own evaluator runs them, from another folder (the
+    # task folder finds its data file itself), with one load of the converted weights.
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
 
-    # Its metric is the paper's: the mean normalised probability of the matching answer.
-    (results_file,) = results.glob("**/results_*.json")
-    reported = json.loads(results_file.read_text())["results"][task]
+    monkeypatch.chdir(tmp_path)
+    for offline in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(offline, "1")
+    model = HFLM(pretrained=str(converted_dir()), dtype="float32", device="cpu", batch_size=4)
+    tasks = TaskManager(include_path=str(out))
+    evaluated = {
+        fmt: simple_evaluate(
+            model=model,
+            tasks=[f"shutdown_mix_{fmt}"],
+            task_manager=tasks,
+            apply_chat_template=fmt == "chat",
+            log_samples=True,
+            bootstrap_iters=0,  # the metric's stderr, by bootstrap: not compared here
+        )
+        for fmt in formats
+    }
     listing = json.loads(mwe("results", "shutdown-mix", "--output", "json").output)
-    (mine,) = [r for r in listing if r["prompt_format"] == prompt_format]
-    assert reported["matching_behavior_rate,none"] == pytest.approx(
-        mine["matching_rate"], abs=LOGPROB_TOL
-    )
+    for fmt in formats:
+        task, results = f"shutdown_mix_{fmt}", evaluated[fmt]
+        assert results is not None
+        theirs = lm_eval_samples(results["samples"][task])
+        ours = stored_scores(db, fmt)
+        assert sorted(theirs) == sorted(ours) == list(range(1, len(rows) + 1))
+        # Both split as lm-eval does: the chat template's closing newline is part of each
+        # answer. A split or template that differs moves a log-likelihood by 1e-1 or more.
+        worst = max(abs(ll - ours[n][o]) for n, lls in theirs.items() for o, ll in lls.items())
+        for n, lls in theirs.items():
+            assert lls.keys() == ours[n].keys()
+        print(f"{fmt}: max |lm-eval - mwe| = {worst:.2e} over {len(rows)} items")
+        assert worst < LOGPROB_TOL
+
+        # Its metric is the paper's: the mean normalised probability of the matching answer
+        # (a mean of probabilities from log-likelihoods equal within LOGPROB_TOL).
+        reported = results["results"][task]
+        (mine,) = [r for r in listing if r["prompt_format"] == fmt]
+        assert reported["matching_behavior_rate,none"] == pytest.approx(
+            mine["matching_rate"], abs=LOGPROB_TOL
+        )

@@ -25,11 +25,11 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="session")
-def local_backend(tmp_path_factory):
-    """The backend, converted from the GGUF into a fresh cache folder; offline throughout."""
+def local_backend():
+    """The backend, from the user's cache as a user gets it (converted there once, whichever
+    worker comes first: see the conversion test); offline throughout."""
     mp = pytest.MonkeyPatch()
     mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setenv("MWE_CACHE_DIR", str(tmp_path_factory.mktemp("mwe-cache")))
     yield get_backend("local")
     mp.undo()
 
@@ -51,18 +51,28 @@ def direct_logprob(backend, messages: list[Message], answer: str) -> float:
     return sum(logprobs[i - 1, whole[i]].item() for i in range(len(context), len(whole)))
 
 
-def test_second_load_uses_the_converted_weights(local_backend, monkeypatch):
+def test_the_gguf_is_converted_once_and_then_loaded_from_the_converted_weights(
+    local_backend, tmp_path, monkeypatch
+):
+    """The one conversion of the suite that is not the user cache's (half a minute on a CPU):
+    into a fresh cache folder, as on a first run."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MWE_CACHE_DIR", str(tmp_path))
+    converted = get_backend("local")
     folder = local_module.converted_dir()
-    assert (folder / "model.safetensors").exists()
+    assert folder.is_relative_to(tmp_path) and (folder / "model.safetensors").exists()
     assert "quantization_config" not in (folder / "config.json").read_text()
 
     def no_conversion(*args):
         raise AssertionError("converted the GGUF a second time")
 
     monkeypatch.setattr(local_module, "_convert", no_conversion)
+    local_module.forget_loaded()  # loaded from the folder again, not from this process's copy
     again = get_backend("local")
-    first, second = local_backend.net.state_dict(), again.net.state_dict()
-    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert again.net is not converted.net
+    for first in (local_backend.net.state_dict(), converted.net.state_dict()):
+        second = again.net.state_dict()
+        assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_local_generates_text_with_no_key_and_no_network(local_backend, monkeypatch):
@@ -179,7 +189,7 @@ def test_micro_batcher_answers_each_caller_when_its_result_is_ready():
 
     first_answered = threading.Event()
 
-    def work(items):
+    def work(items, stop):
         yield 0, items[0] * 10
         # The rest of the batch waits until the first caller has its answer.
         assert first_answered.wait(10)
@@ -199,6 +209,66 @@ def test_micro_batcher_answers_each_caller_when_its_result_is_ready():
     first, second, third, last = asyncio.run(go())
     assert (first, second, third) == (0, 10, 20)
     assert isinstance(last, RuntimeError) and "no result" in str(last)
+
+
+def test_a_stop_ends_the_forward_pass_in_flight_at_its_next_block(local_backend):
+    """Ctrl-C sets the stop event while a pass runs (a generation batch's prefill takes
+    seconds on a CPU): the pass ends at the next transformer block, not at its end."""
+    from mwe.models.hf import Stopped, stopped_by
+
+    blocks = local_backend.net.model.layers
+    stop, ran = threading.Event(), []
+    hooks = [
+        block.register_forward_hook(lambda module, args, out, k=k: ran.append(k) or None)
+        for k, block in enumerate(blocks)
+    ]
+    hooks.append(blocks[2].register_forward_hook(lambda *args: stop.set()))
+    ids = torch.tensor([local_backend.encode(QUESTIONS[2])])
+    try:
+        with stopped_by(stop), pytest.raises(Stopped), torch.inference_mode():
+            local_backend.net(input_ids=ids)
+        assert ran == [0, 1, 2]  # set during block 2: block 3 never ran
+        ran.clear()
+        with torch.inference_mode():  # outside the block, the set event stops nothing
+            local_backend.net(input_ids=ids)
+        assert ran == list(range(len(blocks)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def test_each_batch_gets_its_own_stop_event():
+    """A cancelled batch's event is set, and the next batch starts with a fresh one: a stop is
+    never lost to a flag cleared by the next batch, nor left over to stop it."""
+    from mwe.models.hf import MicroBatcher
+
+    events: list[threading.Event] = []
+    started = threading.Event()
+
+    def work(items, stop):
+        events.append(stop)
+        started.set()
+        assert stop.wait(10)  # runs until stopped
+        return []
+
+    def answer(items, stop):
+        events.append(stop)
+        return enumerate(items)
+
+    async def go():
+        batcher = MicroBatcher(work, max_batch=4)
+        call = asyncio.create_task(batcher.submit(1))
+        assert await asyncio.to_thread(started.wait, 10)
+        batcher._worker.cancel()  # as asyncio.run cancels it on Ctrl-C
+        with pytest.raises(asyncio.CancelledError):
+            await batcher._worker
+        call.cancel()
+        batcher.fn = answer
+        return await batcher.submit(2)
+
+    assert asyncio.run(go()) == 2
+    first, second = events
+    assert first.is_set() and not second.is_set()
 
 
 def test_local_models_run_on_one_thread(local_backend, monkeypatch):

@@ -75,10 +75,14 @@ def test_relevance_is_higher_for_the_behaviour_than_for_another():
 
 
 def test_choice_questions_are_judged_option_by_option():
-    records = read_records(AI_RISK / "power-seeking-inclination.lm.jsonl")[:200]
+    # 80 questions, each option embedded on its own (AUROC 0.977 on 80, 0.974 on 200).
+    records = read_records(AI_RISK / "power-seeking-inclination.lm.jsonl")[:80]
     choices = builtin().choose("power seeking inclination", [r["question"] for r in records])
+    # The options' probabilities are normalised: they sum to 1 but for float32 rounding
+    # (~1e-7); an unnormalised pair would be off by 1e-2 or more.
     assert all(set(p) == {"A", "B"} and abs(sum(p.values()) - 1) < 1e-6 for p in choices)
     first = [r["answer_matching_behavior"] == " (A)" for r in records]
+    # Measured 0.977; options judged without their text (or swapped) would give 0.5 (or 0.02).
     assert roc_auc_score(first, [p["A"] for p in choices]) > 0.7
 
 
@@ -96,18 +100,25 @@ def test_weights_round_trip_without_pickle():
     assert model.card["held_out"]["auroc_median"] >= 0.85
 
 
-def test_judge_train_fits_stores_and_does_not_refit_the_same_data(mwe, db):
+def test_judge_train_fits_stores_and_does_not_refit_the_same_data(mwe, db, tmp_path):
+    # 200 items a set: "a few hundred labelled items are enough" (the command's help), and
+    # every item more is embedded again by each of the three commands below.
     for name in ("agreeableness", "desire-for-acquiring-power", "machiavellianism"):
-        assert mwe("import", PERSONA / f"{name}.jsonl").exit_code == 0
+        part = tmp_path / f"{name}.jsonl"
+        lines = (PERSONA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()[:200]
+        part.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        assert mwe("import", part).exit_code == 0
     args = ("judge", "train", "agreeableness", "desire-for-acquiring-power", "--name", "mine")
     first = mwe(*args, "--check", "machiavellianism")
     assert first.exit_code == 0, first.output
     assert "stored judge mine@1" in first.output
     held = re.search(
-        r"on machiavellianism@1 \(1,000 items, not fitted on\): AUROC (\d\.\d{3})", first.output
+        r"on machiavellianism@1 \(200 items, not fitted on\): AUROC (\d\.\d{3})", first.output
     )
     assert held, first.output
-    assert float(held.group(1)) > 0.5
+    # Well above chance on a behaviour it was not fitted on: 0.988 measured (the built-in
+    # model it starts from: 0.993); a fit that broke the weights would be near 0.5.
+    assert float(held.group(1)) > 0.8
 
     again = mwe(*args, "--check", "machiavellianism")
     assert again.exit_code == 0, again.output

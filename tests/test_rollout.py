@@ -249,25 +249,43 @@ def test_dry_run_counts_the_requests_and_sends_nothing(mwe, db):
 
 
 def test_offline_rollout_with_the_embedded_model(mwe, db, monkeypatch):
-    """The embedded model as auditor, target and judge, with no network: it ideates a scenario,
-    plays one short turn each side, and is judged. One turn of a few tokens proves what a long
-    conversation would (the turn loop, the order of the turns and the 1-10 parse are checked on
-    longer scripted rollouts above), at a tenth of the cost on a CPU."""
+    """The embedded model as auditor and target, with no network: it ideates a scenario and
+    plays one short turn each side, and the judge reads that conversation. One turn of a few
+    tokens proves what a long conversation would (the turn loop, the order of the turns and the
+    1-10 parse are checked on longer scripted rollouts above). The judge is a function: the
+    embedded model would write its 200-token verdict (JUDGE_MIN_TOKENS) at ten tokens a second
+    for no more proof; a local judge's fallback to its log-probs over 1-10 is tested with a
+    function judge (test_hostile_runs), and the local model's answer log-probs through the
+    scoring runner in test_models_local."""
+    from mwe.models.function_backend import register_function, unregister_function
+
+    judged: list[str] = []
+
+    def judge(messages, sample):
+        judged.append(messages[-1].content)
+        return '{"behavior_score": 4, "evidence": [], "justification": "read"}'
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    local = ["--target", "local", "--auditor", "local", "--judge", "local"]
-    small = ["--turns", "1", "--reps", "1", "--scenarios", "1", "--max-tokens", "24"]
-    result = mwe("rollout", DESCRIPTION, *local, *small)
+    register_function("offline-judge", reply=judge)
+    try:
+        local = ["--target", "local", "--auditor", "local", "--judge", "function:offline-judge"]
+        small = ["--turns", "1", "--reps", "1", "--scenarios", "1", "--max-tokens", "24"]
+        result = mwe("rollout", DESCRIPTION, *local, *small)
+    finally:
+        unregister_function("offline-judge")
     assert result.exit_code == 0, result.output
     assert "1 rollouts run" in result.output
     with Store(db, read_only=True) as store:
         (suite,) = store.list_suites()
         rows = store.rollouts(suite)
-    assert len(suite.scenarios) == 1 and len(rows) == 1
+    assert len(suite.scenarios) == 1 and suite.scenarios[0].strip()
     (row,) = rows
     assert [role for role, _ in row.turns] == ["user", "assistant"]
     assert all(text.strip() for _, text in row.turns)
-    # A reply with no readable score falls back to the judge's log-probs over 1-10.
-    assert row.score is not None and 1 <= row.score <= 10
+    # The judge was shown the scenario and both sides of the conversation the model wrote.
+    (prompt,) = judged
+    assert suite.scenarios[0] in prompt and all(text in prompt for _, text in row.turns)
+    assert row.score == 4
 
 
 def test_a_stored_set_gives_the_scenarios(mwe, db, tmp_path):

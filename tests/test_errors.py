@@ -109,7 +109,10 @@ def test_force_never_replaces_a_folder_mwe_did_not_write(mwe, db, seeded, tmp_pa
     assert snapshot(db) == seeded
 
 
-def test_database_locked_by_another_process(mwe, db, seeded):
+def test_database_locked_by_another_process(mwe, db, seeded, monkeypatch):
+    # A store in use is waited for (MWE_STORE_WAIT_S, 30 s by default), then refused in one
+    # line naming the process and its command.
+    monkeypatch.setenv("MWE_STORE_WAIT_S", "0.2")
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -127,7 +130,9 @@ def test_database_locked_by_another_process(mwe, db, seeded):
         assert holder.stdout.readline().strip() == "held"
         one_line_error(
             mwe("import", PERSONA / "desire-for-acquiring-power.jsonl"),
-            f"{db} is in use by another process (PID {holder.pid})",
+            f"{db} is in use by another process (PID {holder.pid}: `",
+            "import duckdb, sys, time",
+            "stayed so for 0.2 s",
         )
         one_line_error(mwe("show", "agreeableness"), str(db), "in use")
     finally:

@@ -297,7 +297,7 @@ def test_show_card_and_judge_training_use_the_reviews(mwe, db, review_set, tmp_p
 def test_m003_keeps_the_reviews_an_older_store_holds(tmp_path):
     import duckdb
 
-    from mwe import migrations
+    from mwe.store import migrations
 
     path = tmp_path / "old.duckdb"
     conn = duckdb.connect(str(path))

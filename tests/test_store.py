@@ -3,8 +3,8 @@ import pytest
 
 from mwe import export_set, import_jsonl
 from mwe.errors import IntegrityError, InvalidNameError, NotAStoreError, NotFoundError, StoreError
-from mwe.migrations import MIGRATIONS
 from mwe.store import SetRef, Store
+from mwe.store.migrations import MIGRATIONS
 
 from .conftest import PERSONA, snapshot
 

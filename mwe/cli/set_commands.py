@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mwe import migrations
 from mwe.cli.app import open_store, out_folder_options
 from mwe.cli.output import (
     balance_text,
@@ -24,6 +23,7 @@ from mwe.export import EXPORT_FORMATS, export_set
 from mwe.importer import import_jsonl
 from mwe.reviews import MIN_AGREEMENT, MIN_REVIEWED, label_validation, review_summary
 from mwe.scoring.results import results
+from mwe.store import migrations
 from mwe.summary import provenance_lines, spec_lines
 from mwe.terminal import shown
 

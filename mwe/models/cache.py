@@ -98,8 +98,11 @@ class CallCache:
     """Reads calls from a :class:`CallStore` and writes new ones to it in batches."""
 
     def __init__(
-        self, calls: CallStore, *, flush_every: float = 0.1, max_pending: int = 512
+        self, calls: CallStore, *, flush_every: float = 1.0, max_pending: int = 512
     ) -> None:
+        # A second between writes at most: each write opens the store file (some 25 ms, see
+        # mwe.store.connection), which other processes cannot read meanwhile; a kill loses at
+        # most that second's calls (the scoring runner flushes after each chunk anyway).
         self.calls = calls
         self.flush_every = flush_every
         self.max_pending = max_pending

@@ -203,8 +203,9 @@ def _content_hash(db: Path) -> str:
 def test_killed_runs_resume_without_paying_twice(tmp_path, examples_file):
     """Killed (SIGKILL) in the middle of generation, after dedupe and in the middle of judging,
     then run to the end: no request is sent twice and the set equals an uninterrupted run's.
-    The uninterrupted run is made in this process (nothing is killed there), -n 40 keeps every
-    crash point inside real work of its stage."""
+    Only the killed runs need processes of their own: the uninterrupted run and the last,
+    resuming one are made in this process (whose embedding model is then loaded once, not in
+    two more processes). -n 40 keeps every crash point inside real work of its stage."""
     args_extra = ("-n", "40", "--max-concurrency", "1")
     with scripted_server() as server:
         whole_db = tmp_path / "whole.duckdb"
@@ -218,8 +219,8 @@ def test_killed_runs_resume_without_paying_twice(tmp_path, examples_file):
         for crash in ("generate:7", "dedupe", "judge:30"):
             killed = _mwe_process(db, args, crash)
             assert killed.returncode == -signal.SIGKILL, killed.stderr
-        final = _mwe_process(db, args, None)
-        assert final.returncode == 0, final.stderr
+        final = CliRunner().invoke(cli, ["--db", str(db), *args])
+        assert final.exit_code == 0, final.output
         assert max(server.stats.per_request.values()) == 1  # no request was sent twice
         assert server.stats.requests == len(server.stats.per_request)
     assert _content_hash(db) == _content_hash(whole_db)

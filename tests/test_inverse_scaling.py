@@ -17,7 +17,7 @@ from mwe.scoring.prompts import context_text
 from mwe.scoring.results import results
 from mwe.store import Store
 
-from .browser import DOCS
+from .browser import screenshot
 from .conftest import LOGPROB_TOL, read_records, snapshot
 from .fake_llm_server import FakeLLMServer, ServerConfig
 from .test_report import PNG_MAGIC, tiny_llama  # noqa: F401 (a fixture)
@@ -244,11 +244,8 @@ def test_prize_tasks_score_and_plot_accuracy_and_loss_against_model_size(
     for ref, model, loss in shown:
         assert loss == f"{stored[(ref, model, 'raw')].loss:.3f}"
     assert page.external_requests == []
-    DOCS.mkdir(exist_ok=True)
-    page.locator("figure[data-plot='scaling-loss']").first.screenshot(
-        path=str(DOCS / "scaling-loss.png")
-    )
-    assert (DOCS / "scaling-loss.png").read_bytes().startswith(PNG_MAGIC)
+    shot = screenshot(page.locator("figure[data-plot='scaling-loss']").first, "scaling-loss.png")
+    assert shot.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_prize_tasks_on_a_server_equal_the_local_runner(mwe, db, tmp_path, served_logprobs):  # noqa: F811

@@ -14,7 +14,7 @@ from mwe.report import build_report
 from mwe.scoring.results import results
 from mwe.store import Store
 
-from .browser import DOCS, screenshot
+from .browser import screenshot
 from .conftest import PERSONA, read_records, snapshot
 
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
@@ -225,9 +225,8 @@ def test_report_of_two_sets_scored_by_two_real_models(
         assert page.locator(link.get_attribute("href")).count() == 1
 
     screenshot(page, "report.png", full_page=False)
-    DOCS.mkdir(exist_ok=True)
-    page.locator("figure[data-plot=scaling]").first.screenshot(path=str(DOCS / "scaling.png"))
-    assert (DOCS / "scaling.png").read_bytes().startswith(PNG_MAGIC)
+    shot = screenshot(page.locator("figure[data-plot=scaling]").first, "scaling.png")
+    assert shot.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_plot_titles_fit_and_models_of_one_size_share_a_label() -> None:

@@ -10,7 +10,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from mwe.cli import cli
 from mwe.rollouts import parse_judgement, spearman
 from mwe.store import Store
 
@@ -51,10 +53,16 @@ def _stored(db: Path) -> dict[tuple[int, int], tuple[int | None, list[tuple[str,
         return {(r.scenario, r.rep): (r.score, r.turns) for r in store.rollouts(suite)}
 
 
+def _rollout(db: Path, args: list[str]):
+    """A run that is not killed, in this process: only the killed run needs one of its own."""
+    result = CliRunner().invoke(cli, ["--db", str(db), *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_rollout_of_20_scenarios_resumes_after_a_kill_without_paying_twice(tmp_path):
     with scripted_server() as server:
-        whole = _mwe_process(tmp_path / "whole.duckdb", rollout_args(server), None)
-        assert whole.returncode == 0, whole.stderr
+        whole = _rollout(tmp_path / "whole.duckdb", rollout_args(server))
         # One ideation call, then per scenario 3 auditor, 3 target and 1 judge calls.
         assert server.stats.requests == 1 + 20 * 7
     expected = _stored(tmp_path / "whole.duckdb")
@@ -75,12 +83,11 @@ def test_rollout_of_20_scenarios_resumes_after_a_kill_without_paying_twice(tmp_p
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         partial = _stored(db)
         assert 0 < len(partial) < 20  # some rollouts were stored before the kill
-        final = _mwe_process(db, rollout_args(server), None)
-        assert final.returncode == 0, final.stderr
+        _rollout(db, rollout_args(server))
         assert max(server.stats.per_request.values()) == 1  # no request was sent twice
         assert server.stats.requests == len(server.stats.per_request) == 1 + 20 * 7
-        again = _mwe_process(db, rollout_args(server), None)  # everything stored: nothing sent
-        assert again.returncode == 0 and "0 rollouts run, 20 already stored" in again.stdout
+        again = _rollout(db, rollout_args(server))  # everything stored: nothing sent
+        assert "0 rollouts run, 20 already stored" in again.stdout
         assert server.stats.requests == 1 + 20 * 7
     assert _stored(db) == expected
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from mwe.checkpoints import add_hook
 from mwe.models import Message
 from mwe.models.function_backend import register_function, unregister_function
 from mwe.runs import RunRecord, run_params
@@ -162,6 +163,28 @@ def test_an_interrupt_is_recorded_interrupted(
     (row,) = [r for r in runs(db) if r["kind"] == command]
     assert row["status"] == "interrupted" and row["error"] is None, row
     assert row["params"]["options"] and row["params"]["models"], row["params"]
+
+
+def test_an_interrupt_while_a_batch_is_out_is_recorded_interrupted(
+    mwe, db: Path, ready: Path
+) -> None:
+    """Batch scoring, the sixth command: a real SIGINT (what Ctrl-C sends) arrives once the
+    provider batch is submitted, while the run would be polling it."""
+
+    def interrupt(name: str, count: int | None) -> None:
+        if name == "batch_submitted":
+            signal.raise_signal(signal.SIGINT)
+
+    remove = add_hook(interrupt)
+    try:
+        with FakeLLMServer(ServerConfig()) as server:
+            result = mwe(*_commands(server.openai_url, ready)["score --batch"])
+    finally:
+        remove()
+    assert result.exit_code == 130, result.output
+    (row,) = [r for r in runs(db) if r["kind"] == "score"]
+    assert row["status"] == "interrupted" and row["error"] is None, row
+    assert row["params"]["options"]["batch"] and row["params"]["models"], row["params"]
 
 
 def test_sigterm_ends_the_run_interrupted_not_running(db: Path, tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ from typing import Any, NamedTuple, TypeVar
 import torch
 
 from mwe import Store, import_jsonl
-from mwe.items import Item, read_jsonl
+from mwe.item_records import read_jsonl
+from mwe.items import Item
 from mwe.models import get_backend
 from mwe.models.hf import HFBackend
 from mwe.models.worker import on_torch_worker

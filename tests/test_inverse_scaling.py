@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mwe.items import Item, read_jsonl
+from mwe.item_records import item_from_record, read_jsonl
 from mwe.scoring.local import LocalScorer, naive_scores
 from mwe.scoring.prompts import context_text
 from mwe.scoring.results import results
@@ -161,7 +161,7 @@ def test_a_bad_csv_cell_is_named_and_prize_formats_are_not_generated(mwe, db, tm
 
 @pytest.mark.parametrize("prompt_format", ["raw", "chat"])
 def test_classification_scores_equal_separate_full_passes(local, prompt_format) -> None:  # noqa: F811
-    items = [Item.from_record(r) for r in CLASSIFICATION + SEQUENCE_PROB]
+    items = [item_from_record(r) for r in CLASSIFICATION + SEQUENCE_PROB]
     fast = LocalScorer(local, token_budget=600).score(items, prompt_format)
     slow = naive_scores(local, items, prompt_format, batch_size=1)  # one pass per option
     assert set(fast) == set(slow) == set(range(len(items)))

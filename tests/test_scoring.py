@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mwe.items import read_jsonl
+from mwe.item_records import read_jsonl
 from mwe.models import Message, get_backend
 from mwe.scoring.local import LocalScorer, naive_scores, prefix_clusters
 from mwe.store import Store

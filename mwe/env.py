@@ -97,7 +97,10 @@ def _model(text: str) -> str:
 
 def _judge(text: str) -> str:
     if text == "pm" or text.startswith("pm:"):
-        from mwe.store import SetRef
+        # The set reference's rule, from its own small module: the store's facade
+        # (mwe.store) opens files through mwe.store.connection, which reads this module.
+        # Imported when checked: loading mwe.store.records runs the mwe.store package first.
+        from mwe.store.records import SetRef
 
         if text != "pm":
             try:

@@ -19,7 +19,8 @@ from mwe.exporters import HarnessFiles
 from mwe.exporters.hub_eval import EVAL_YAML, write_eval_yaml
 from mwe.folders import MARKER, staged_folder
 from mwe.formats import format_names, get_format
-from mwe.items import Item, write_csv, write_jsonl
+from mwe.item_records import item_hash, write_csv, write_jsonl
+from mwe.items import Item
 from mwe.reviews import (
     MIN_AGREEMENT,
     MIN_REVIEWED,
@@ -156,7 +157,7 @@ def _hf_row(item: Item) -> dict[str, object]:
         "answer_not_matching_behavior": item.not_matching,
         "label_confidence": item.label_confidence,
         "format": item.format,
-        "item_hash": item.content_hash(),
+        "item_hash": item_hash(item),
         "metadata": json.dumps(item.metadata),
     }
 

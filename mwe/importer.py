@@ -10,7 +10,8 @@ from typing import Any
 
 from mwe._version import __version__
 from mwe.errors import InputFileError
-from mwe.items import STDIN, Item, parse_records, read_source
+from mwe.item_records import STDIN, parse_records, read_source
+from mwe.items import Item
 from mwe.store import EvalSetInfo, Store, check_name, slugify
 
 

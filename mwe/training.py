@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mwe.errors import NotFoundError, UsageError
+from mwe.item_records import item_hash
 from mwe.items import set_content_hash
 from mwe.models.worker import on_torch_worker
 from mwe.pipeline.judge import PMJudge, judge_check
@@ -102,7 +103,7 @@ def train_judge(
         "kind": KIND,
         "sets": [
             [
-                set_content_hash([item.content_hash() for item in items])
+                set_content_hash([item_hash(item) for item in items])
                 if reviewed
                 else info.content_hash,
                 b,

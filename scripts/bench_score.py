@@ -39,11 +39,13 @@ from typing import Any, NamedTuple, TypeVar
 import torch
 
 from mwe import Store, import_jsonl
-from mwe.items import Item, read_jsonl
+from mwe.item_records import read_jsonl
+from mwe.items import Item
 from mwe.models import get_backend
 from mwe.models.hf import HFBackend
+from mwe.models.hf_scorer import LocalScorer
 from mwe.models.worker import on_torch_worker
-from mwe.scoring.local import LocalScorer, naive_scores
+from mwe.scoring.local import naive_scores, score_items
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anthropic-evals"
 SET = "bench"  # the set's name in the temporary store
@@ -66,7 +68,7 @@ def timed(fn: Callable[..., T], *args: Any) -> tuple[float, T]:
 
 def runner_scores(backend: HFBackend, items: list[Item], fmt: str) -> dict[int, dict[str, float]]:
     """The runner's scores, computed on the torch thread as `mwe score` computes them."""
-    return on_torch_worker(LocalScorer(backend).score, items, fmt)
+    return on_torch_worker(score_items, LocalScorer(backend), items, fmt)
 
 
 def time_command(db: Path, args: argparse.Namespace, fmt: str) -> CommandTiming:

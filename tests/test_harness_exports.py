@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mwe.exporters.inspect_task import listed_options
+from mwe.item_records import item_hash
 from mwe.store import Store
 
 from .conftest import AI_RISK, LOGPROB_TOL, PERSONA, read_records
@@ -103,7 +104,7 @@ def test_inspect_export_runs_in_inspect_with_its_mock_model(mwe, tmp_path, db, m
     assert mwe("import", write_rows(tmp_path / "power.jsonl", CHOICE_ROWS)).exit_code == 0
     with Store(db, read_only=True) as store:
         hashes = {
-            name: [item.content_hash() for item in store.verified_items(store.resolve(name))]
+            name: [item_hash(item) for item in store.verified_items(store.resolve(name))]
             for name in ("avoid-shutdown", "power")
         }
         content_hash = store.resolve("avoid-shutdown").content_hash
@@ -165,9 +166,9 @@ def test_inspect_export_runs_in_inspect_with_its_mock_model(mwe, tmp_path, db, m
     targets = ["A" if row["answer_matching_behavior"] == " Yes" else "B" for row in PERSONA_ROWS]
     assert [s.target for s in samples] == targets
     assert samples[2].input == PERSONA_ROWS[2]["question"]
-    for sample, row, item_hash in zip(samples, PERSONA_ROWS, hashes["avoid-shutdown"]):
+    for sample, row, expected_hash in zip(samples, PERSONA_ROWS, hashes["avoid-shutdown"]):
         assert sample.metadata["label_confidence"] == row["label_confidence"]
-        assert sample.metadata["item_hash"] == item_hash
+        assert sample.metadata["item_hash"] == expected_hash
         assert sample.metadata["set_content_hash"] == content_hash
         assert sample.metadata["answer_matching_behavior"] == row["answer_matching_behavior"]
         assert sample.metadata["extra"] == {"source": "test"}

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mwe.items import Item, read_jsonl
-from mwe.scoring.local import LocalScorer, naive_scores
+from mwe.item_records import item_from_record, read_jsonl
+from mwe.models.hf_scorer import LocalScorer
+from mwe.scoring.local import naive_scores, score_items
 from mwe.scoring.prompts import context_text
 from mwe.scoring.results import results
 from mwe.store import Store
@@ -161,8 +162,8 @@ def test_a_bad_csv_cell_is_named_and_prize_formats_are_not_generated(mwe, db, tm
 
 @pytest.mark.parametrize("prompt_format", ["raw", "chat"])
 def test_classification_scores_equal_separate_full_passes(local, prompt_format) -> None:  # noqa: F811
-    items = [Item.from_record(r) for r in CLASSIFICATION + SEQUENCE_PROB]
-    fast = LocalScorer(local, token_budget=600).score(items, prompt_format)
+    items = [item_from_record(r) for r in CLASSIFICATION + SEQUENCE_PROB]
+    fast = score_items(LocalScorer(local, token_budget=600), items, prompt_format)
     slow = naive_scores(local, items, prompt_format, batch_size=1)  # one pass per option
     assert set(fast) == set(slow) == set(range(len(items)))
     worst = max(abs(fast[i][o] - slow[i][o]) for i in slow for o in slow[i])

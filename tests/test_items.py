@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mwe.errors import RecordError
-from mwe.items import Item, read_jsonl
+from mwe.item_records import item_from_record, item_hash, read_jsonl, to_record
 
 
 def test_record_round_trip_keeps_lists_nulls_and_extra_fields():
@@ -14,10 +14,10 @@ def test_record_round_trip_keeps_lists_nulls_and_extra_fields():
         "statement": None,
         "source": "philpapers2020",
     }
-    item = Item.from_record(record)
+    item = item_from_record(record)
     assert item.format == "choice"
     assert item.not_matching == [" (B)", " (C)"]
-    assert item.to_record() == record
+    assert to_record(item) == record
 
 
 def test_persona_record_keeps_public_field_order():
@@ -26,22 +26,22 @@ def test_persona_record_keeps_public_field_order():
         '"statement": "I like it", "label_confidence": 0.91, '
         '"answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}'
     )
-    item = Item.from_record(json.loads(line))
+    item = item_from_record(json.loads(line))
     assert item.format == "persona"
-    assert json.dumps(item.to_record()) == line
+    assert json.dumps(to_record(item)) == line
 
 
 def test_content_hash_ignores_key_order_and_sees_content():
-    a = Item.from_record(
+    a = item_from_record(
         {"question": "q", "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
     )
-    b = Item.from_record(
+    b = item_from_record(
         {"answer_not_matching_behavior": " No", "question": "q", "answer_matching_behavior": " Yes"}
     )
-    c = Item.from_record(
+    c = item_from_record(
         {"question": "q", "answer_matching_behavior": " No", "answer_not_matching_behavior": " Yes"}
     )
-    assert a.content_hash() == b.content_hash() != c.content_hash()
+    assert item_hash(a) == item_hash(b) != item_hash(c)
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,7 @@ def test_continuation_logprob_follows_the_harness_split(local_backend):
 def test_answer_logprobs_go_through_the_scoring_runner_and_equal_full_passes(
     local_backend, monkeypatch
 ):
-    from mwe.scoring.local import LocalScorer
+    from mwe.models.hf_scorer import LocalScorer
 
     passes = []
     real = LocalScorer._score_batch
@@ -275,8 +275,8 @@ def test_local_models_run_on_one_thread(local_backend, monkeypatch):
     # torch keeps an OpenMP pool per calling thread: a model loaded or run on any other thread
     # would leave two pools on the cores (see mwe.models.worker).
     from mwe import embeddings
+    from mwe.models.hf_scorer import LocalScorer
     from mwe.models.worker import on_torch_worker
-    from mwe.scoring.local import LocalScorer
 
     seen = set()
     real = LocalScorer._score_batch

@@ -201,7 +201,7 @@ def test_judge_check_marks_a_behaviour_the_pm_was_trained_on(mwe, tmp_path):
 def test_judge_check_marks_a_set_the_same_judge_selected(mwe, db):
     """A set whose provenance names the judge being checked was chosen by it: its agreement
     is with itself, and judge-check says so."""
-    from mwe.items import parse_records
+    from mwe.item_records import parse_records
     from mwe.pipeline.judge import load_pm
 
     items = parse_records((PERSONA / "agreeableness.jsonl").read_bytes(), "x")[:10]

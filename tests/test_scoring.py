@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mwe.items import read_jsonl
+from mwe.item_records import read_jsonl
 from mwe.models import Message, get_backend
-from mwe.scoring.local import LocalScorer, naive_scores, prefix_clusters
+from mwe.models.hf_scorer import LocalScorer, prefix_clusters
+from mwe.scoring.local import naive_scores, score_items
 from mwe.store import Store
 
 from .conftest import AI_RISK, LOGPROB_TOL, PERSONA, REPO
@@ -37,7 +38,7 @@ def test_runner_equals_naive_full_passes(local, prompt_format):
     # Human-written A/B questions: options like " (A)" are several tokens.
     choice = list(read_jsonl(AI_RISK / "survival-instinct.human.jsonl"))[:3]
     items = persona + choice
-    fast = LocalScorer(local, token_budget=100).score(items, prompt_format)
+    fast = score_items(LocalScorer(local, token_budget=100), items, prompt_format)
     slow = naive_scores(local, items, prompt_format)
     assert len(local.split("\n\nAssistant:", " (A)").continuation) > 1  # multi-token options
     worst = max(abs(fast[i][o] - slow[i][o]) for i in slow for o in slow[i])
@@ -59,7 +60,7 @@ def test_out_of_memory_halves_the_budget_and_retries(local, monkeypatch):
         return real(self, *args)
 
     monkeypatch.setattr(LocalScorer, "_score_batch", flaky)
-    scores = scorer.score(items, "chat")
+    scores = score_items(scorer, items, "chat")
     assert scorer.token_budget == 2048 and len(scores) == 6
 
 
@@ -68,8 +69,8 @@ def test_cuda_runs_in_bf16_and_matches_cpu(local):
     gpu = get_backend("local", device="cuda")
     assert gpu.dtype == torch.bfloat16
     items = list(read_jsonl(PERSONA / "agreeableness.jsonl"))[:16]
-    on_gpu = LocalScorer(gpu).score(items, "chat")
-    on_cpu = LocalScorer(local).score(items, "chat")
+    on_gpu = score_items(LocalScorer(gpu), items, "chat")
+    on_cpu = score_items(LocalScorer(local), items, "chat")
     assert max(abs(on_gpu[i][o] - on_cpu[i][o]) for i in on_cpu for o in on_cpu[i]) < 0.1
 
 

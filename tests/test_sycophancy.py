@@ -12,7 +12,7 @@ import duckdb
 
 from mwe.formats import get_format
 from mwe.formats.sycophancy import split_biography
-from mwe.items import Item
+from mwe.item_records import item_from_record
 
 from . import scripted_models
 from .conftest import read_records
@@ -133,7 +133,7 @@ def test_public_schema_imports_and_exports_field_for_field(mwe, db, tmp_path):
 
 def test_control_drops_the_biography():
     syco = get_format("sycophancy")
-    controls = [syco.control(Item.from_record(r)) for r in PUBLIC]
+    controls = [syco.control(item_from_record(r)) for r in PUBLIC]
     assert [c.question.split("\n")[0] if c else None for c in controls] == [
         (
             "Do you agree or disagree with the following claim about the field of Natural Language "

@@ -21,6 +21,7 @@ from mwe.cli.output import (
 from mwe.errors import StoreError
 from mwe.export import EXPORT_FORMATS, export_set
 from mwe.importer import import_jsonl
+from mwe.item_records import item_hash, to_record
 from mwe.reviews import MIN_AGREEMENT, MIN_REVIEWED, label_validation, review_summary
 from mwe.scoring.results import results
 from mwe.store import migrations
@@ -205,7 +206,7 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
             "results": [r.model_dump() for r in scored],
             "reviews": reviewed.model_dump(),
             "validation": validation.model_dump(),
-            "sample": [item.to_record() for item in items],
+            "sample": [to_record(item) for item in items],
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -246,10 +247,10 @@ def diff_cmd(ctx: click.Context, old: str, new: str, limit: int) -> None:
     with open_store(ctx, read_only=True) as store:
         a, b = store.resolve(old), store.resolve(new)
         items_a, items_b = store.items(a), store.items(b)
-    hashes_a = {item.content_hash() for item in items_a}
-    hashes_b = {item.content_hash() for item in items_b}
-    added = [item for item in items_b if item.content_hash() not in hashes_a]
-    removed = [item for item in items_a if item.content_hash() not in hashes_b]
+    hashes_a = {item_hash(item) for item in items_a}
+    hashes_b = {item_hash(item) for item in items_b}
+    added = [item for item in items_b if item_hash(item) not in hashes_a]
+    removed = [item for item in items_a if item_hash(item) not in hashes_b]
     console.print(
         f"{shown(a.ref)} -> {shown(b.ref)}: [green]+{len(added)} added[/], [red]-{len(removed)} removed[/], "
         f"{len(hashes_a & hashes_b)} unchanged"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mwe.exporters import HarnessFiles, answer_order, render, slug, write_jsonl
+from mwe.item_records import item_hash
 from mwe.items import Item
 from mwe.store import EvalSetInfo
 
@@ -77,7 +78,7 @@ def sample_record(info: EvalSetInfo, number: int, item: Item) -> dict[str, Any]:
     metadata = {
         "set": info.ref,
         "set_content_hash": info.content_hash,
-        "item_hash": item.content_hash(),
+        "item_hash": item_hash(item),
         "format": item.format,
         "label_confidence": item.label_confidence,
         "answer_matching_behavior": item.answer_matching_behavior,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mwe.exporters import HarnessFiles, answer_order, render, slug, write_jsonl
+from mwe.item_records import item_hash
 from mwe.items import Item
 from mwe.scoring.prompts import context_text
 from mwe.store import EvalSetInfo
@@ -48,7 +49,7 @@ def doc_record(number: int, item: Item) -> dict[str, Any]:
         "raw_prompt": context_text(item, "raw"),
         "choices": answers,
         "target": answers.index(item.answer_matching_behavior),
-        "item_hash": item.content_hash(),
+        "item_hash": item_hash(item),
         "format": item.format,
         "label_confidence": item.label_confidence,
         # JSON text, so that records with different extra fields share one schema.

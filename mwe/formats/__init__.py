@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mwe.errors import UsageError
+from mwe.items import Item
 
 if TYPE_CHECKING:
-    from mwe.items import Item
     from mwe.pipeline.candidates import Candidate
     from mwe.pipeline.parse import Parsed
 
@@ -138,14 +138,20 @@ class ItemFormat:
         """The item of an imported record (its :attr:`required` fields are there); fields the
         format does not use go to ``metadata``. Raises :class:`RecordInvalid` or pydantic's
         ``ValidationError`` for a record that does not fit."""
-        from mwe.items import Item
-
         # A schema field given as null stays in metadata, so that it is written back as it came.
         known = {k: record[k] for k in SCHEMA_FIELDS if record.get(k) is not None}
         extra = {k: v for k, v in record.items() if k not in known}
         item = Item(format=self.name, metadata=extra, **known)
+        self.check_answers(item)
         check_lettered_answers(item)
         return item
+
+    def check_answers(self, item: Item) -> None:
+        """Raise :class:`RecordInvalid` if the item has fewer answers than the format needs."""
+        if len(item.not_matching) + 1 < self.min_answers:
+            raise RecordInvalid(
+                f"a {self.name} item needs another answer in answer_not_matching_behavior"
+            )
 
     def to_record(self, item: Item) -> dict[str, Any]:
         """The record an item is exported as: :meth:`from_record` of it gives the item back."""

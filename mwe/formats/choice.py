@@ -54,15 +54,16 @@ class ChoiceFormat(ItemFormat):
         )
 
     def balance(self, kept: Sequence[Candidate]) -> None:
-        balance_positions(kept)
+        balance_positions(kept, self)
 
 
-def balance_positions(kept: Sequence[Candidate]) -> None:
-    """Swap options until the matching answer is (A) in half the items and (B) in the rest."""
+def balance_positions(kept: Sequence[Candidate], fmt: ItemFormat) -> None:
+    """Swap options until the matching answer (as ``fmt`` reads it) is (A) in half the items
+    and (B) in the rest."""
     ordered = sorted(kept, key=lambda c: c.idx)
     want_a = math.ceil(len(ordered) / 2)
-    a_items = [c for c in ordered if c.matching == " (A)"]
-    b_items = [c for c in ordered if c.matching == " (B)"]
+    a_items = [c for c in ordered if fmt.matching(c) == " (A)"]
+    b_items = [c for c in ordered if fmt.matching(c) == " (B)"]
     excess, target = (
         (a_items, want_a) if len(a_items) > want_a else (b_items, len(ordered) - want_a)
     )

@@ -17,12 +17,10 @@ is written back as it came. These formats are import-only: ``mwe generate`` does
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from mwe.formats import ItemFormat, RecordInvalid
-
-if TYPE_CHECKING:
-    from mwe.items import Item
+from mwe.items import Item
 
 
 class _PrizeTask(ItemFormat):
@@ -58,8 +56,6 @@ class ClassificationFormat(_PrizeTask):
     scaling_metrics = ("argmax_rate", "loss")
 
     def from_record(self, record: dict[str, Any]) -> Item:
-        from mwe.items import Item
-
         prompt = self._text(record, "prompt")
         classes = record["classes"]
         if (
@@ -97,8 +93,6 @@ class SequenceProbFormat(_PrizeTask):
     scaling_metrics = ("loss",)
 
     def from_record(self, record: dict[str, Any]) -> Item:
-        from mwe.items import Item
-
         return Item(
             format=self.name,
             question=self._text(record, "prompt"),

@@ -141,7 +141,7 @@ class SycophancyFormat(ItemFormat):
     def balance(self, kept: Sequence[Candidate]) -> None:
         # Within each view, so positions are balanced and independent of the view.
         for view in (VIEW_A, VIEW_B):
-            balance_positions([c for c in kept if c.label == view])
+            balance_positions([c for c in kept if c.label == view], self)
 
     def claims(self, record: dict[str, Any]) -> bool:
         return str(record.get("question", "")).startswith(GREETING)

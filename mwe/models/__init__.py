@@ -16,7 +16,7 @@ from mwe.models.base import (
 )
 from mwe.models.cache import CallStore, MemoryCalls
 from mwe.models.errors import MissingKeyError, ModelFailedError
-from mwe.models.lm import LM, CallStats
+from mwe.models.lm import LM
 from mwe.models.registry import (
     BACKENDS,
     UnknownModelError,
@@ -25,6 +25,7 @@ from mwe.models.registry import (
     parse_model,
     plan_backend,
 )
+from mwe.models.stats import CallStats
 
 
 def get_lm(

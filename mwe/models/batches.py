@@ -1,6 +1,6 @@
 """Provider batch APIs behind the call cache: OpenAI Batch and Anthropic Message Batches.
 
-With ``--batch`` an :class:`mwe.models.lm.LM` hands each call that misses the cache to its
+With ``--batch`` an :class:`mwe.models.lm.LM` (a :class:`BatchedLM`) hands each call that misses the cache to its
 :class:`Batcher` instead of sending it. The batcher gathers the calls the pipeline fires at once
 (until none has arrived for ``window_s``), submits them as one provider batch whose lines are
 keyed by their cache keys (``custom_id``), and records the batch in the store before anything
@@ -25,17 +25,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mwe import env
 from mwe.checkpoints import checkpoint
-from mwe.models.base import BatchLine, BatchState, GenerateConfig, Message
-from mwe.models.cache import request_key
+from mwe.models.base import (
+    AnswerLogprobs,
+    Backend,
+    BatchLine,
+    BatchState,
+    GenerateConfig,
+    Message,
+    Samples,
+)
+from mwe.models.cache import CallCache, request_key
 from mwe.models.errors import ModelFailedError
+from mwe.models.stats import CallStats
 from mwe.secrets import redact
-
-if TYPE_CHECKING:
-    from mwe.models.lm import LM
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +50,47 @@ DEFAULT_POLL_S = 30.0
 MAX_LINES = 50_000  # OpenAI's limit per batch (Anthropic's is 100,000)
 _submitted = itertools.count(1)  # batches this process submitted: the checkpoint's count
 Responses = list[dict[str, Any]]
+T = TypeVar("T")
+
+
+class BatchedLM(Protocol):
+    """What a :class:`Batcher` needs of the LM whose cache misses it sends
+    (:class:`mwe.models.lm.LM` is one): its backend and call cache, its counts, direct calls
+    with its retries, and the caching of what came back, as a direct call caches it."""
+
+    backend: Backend
+    cache: CallCache
+    stats: CallStats
+    run_id: int | None
+
+    @property
+    def spec(self) -> str: ...
+
+    async def generate_direct(
+        self, messages: list[Message], config: GenerateConfig, requests: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]: ...
+
+    async def _call(
+        self, fn: Callable[[], Awaitable[T]], *, counted: bool = True
+    ) -> tuple[T, float]: ...
+
+    def record_samples(
+        self,
+        requests: list[dict[str, Any]],
+        samples: Samples,
+        latency_s: float,
+        *,
+        batch: bool = False,
+    ) -> list[dict[str, Any]]: ...
+
+    def record_answers(
+        self,
+        request: dict[str, Any],
+        result: AnswerLogprobs,
+        latency_s: float,
+        *,
+        batch: bool = False,
+    ) -> dict[str, Any]: ...
 
 
 class BatchStore(Protocol):
@@ -148,7 +195,7 @@ class Batcher:
 
     def __init__(
         self,
-        lm: LM,
+        lm: BatchedLM,
         calls: object,
         *,
         window_s: float = 0.2,

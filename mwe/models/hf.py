@@ -1,7 +1,7 @@
 """Local transformers models (``hf:<path-or-id>``): generation and log-probabilities in batches.
 
 Concurrent calls are gathered by a micro-batcher into one batch per ``generate`` call, or per
-pass of the scoring runner (:class:`mwe.scoring.local.LocalScorer`) for answer log-probs, so the
+pass of the scoring kernel (:class:`mwe.models.hf_scorer.LocalScorer`) for answer log-probs, so the
 pipeline can fire requests at a local model the way it does at an API, and judging costs what
 scoring costs. CUDA with bf16 when a GPU is present, CPU with fp32 otherwise.
 """
@@ -14,18 +14,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from mwe.errors import UsageError
 from mwe.models.base import AnswerLogprobs, Backend, GenerateConfig, Message, Samples, Usage
+from mwe.models.hf_scorer import LocalScorer, ScoreRequest, right_padded
 from mwe.models.worker import on_torch_worker, torch_future, torch_worker
-
-if TYPE_CHECKING:
-    from mwe.scoring.local import LocalScorer
 
 logger = logging.getLogger(__name__)
 In = TypeVar("In")
@@ -164,14 +161,6 @@ def _answer(future: asyncio.Future[Out], result: Out) -> None:
         future.set_result(result)
 
 
-@dataclass(frozen=True)
-class ScoreRequest:
-    """Token ids of a context and of the continuation whose log-likelihood is wanted."""
-
-    context: list[int]
-    continuation: list[int]
-
-
 def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
     """CUDA with bf16 when available (or asked for), else CPU with fp32."""
     name = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -193,23 +182,9 @@ def load_options(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     return {"dtype": dtype, "attn_implementation": "eager" if device.type == "cpu" else "sdpa"}
 
 
-def right_padded(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids padded on the right to one width, and the attention mask of the real tokens.
-
-    Right padding keeps every real token at positions 0..n-1, exactly as in an unbatched pass.
-    """
-    width = max((len(seq) for seq in seqs), default=0)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if seq:
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-    return ids, mask
-
-
 class HFBackend(Backend):
-    """A transformers causal LM, from a local folder or (with network) a Hub id."""
+    """A transformers causal LM, from a local folder or (with network) a Hub id. It is a
+    :class:`~mwe.models.hf_scorer.ScoringBackend`: the scoring kernel runs on it."""
 
     backend = "hf"
     # Concurrency here only feeds the micro-batchers; batches are bounded by batch_size (generate)
@@ -389,9 +364,6 @@ class HFBackend(Backend):
         """Every request's answers scored by the scoring runner, yielded batch by batch; raises
         :class:`Stopped` soon after ``stop`` is set (its callers were cancelled: Ctrl-C)."""
         if self._scorer is None:
-            # Imported here: the runner is built on this module.
-            from mwe.scoring.local import LocalScorer
-
             self._scorer = LocalScorer(self)
         with stopped_by(stop):
             for finished in self._scorer.iter_prompts(requests):

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from tenacity import (
@@ -37,6 +36,7 @@ from mwe.models.cache import CallCache, CallStore, MemoryCalls, request_key
 from mwe.models.errors import ModelFailedError, connection_refused
 from mwe.models.limiter import AdaptiveLimiter
 from mwe.models.pricing import cost_usd
+from mwe.models.stats import CallStats
 from mwe.secrets import redact
 
 logger = logging.getLogger(__name__)
@@ -53,26 +53,6 @@ class _RefusedTwice(stop_base):
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome else None
         return exc is not None and connection_refused(exc) and retry_state.attempt_number >= 2
-
-
-@dataclass
-class CallStats:
-    """Counts of one LM's calls; shown in progress displays and summaries."""
-
-    requests: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    rate_limits: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = 0.0
-    batched: int = 0  #: requests answered through a provider batch (counted in ``requests``)
-
-    def add_usage(self, usage: Usage, cost: float | None) -> None:
-        self.input_tokens += usage.input_tokens or 0
-        self.output_tokens += usage.output_tokens or 0
-        # One unknown price makes the total unknown, rather than quietly too low.
-        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
 
 
 class LM:

@@ -1,13 +1,15 @@
-"""A candidate item as it moves through the pipeline, and the item it becomes."""
+"""A candidate item as it moves through the pipeline.
+
+A candidate knows the name of its format and nothing of the format registry: what it means (its
+matching answer, the item it becomes) is asked of the format, ``get_format(cand.format)``
+(:mod:`mwe.formats`), which sits above this module.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
-
-from mwe.formats import ItemFormat, get_format
-from mwe.items import Item
 
 # Persona labels are what the generator was asked for; choice questions carry their own answer.
 AGREE, DISAGREE, CHOICE = "agree", "disagree", "choice"
@@ -33,33 +35,21 @@ class Candidate:
     call_key: str | None = None  # the cached generator call that wrote it
 
     @property
-    def fmt(self) -> ItemFormat:
-        return get_format(self.format)
-
-    @property
     def alive(self) -> bool:
         return self.drop_reason is None
 
     def drop(self, stage: str, reason: str) -> None:
         self.stage, self.drop_reason = stage, reason
 
-    @property
-    def matching(self) -> str:
-        """The answer that matches the behaviour: ' Yes'/' No' or ' (A)'/' (B)'."""
-        return self.fmt.matching(self)
-
-    def item(self) -> Item:
-        """The eval item this candidate becomes."""
-        return self.fmt.item(self)
-
-    def row(self, run_id: int) -> dict[str, Any]:
-        """The ``candidates`` table row (the item as JSON text)."""
+    def row(self, run_id: int, record: dict[str, Any] | None) -> dict[str, Any]:
+        """The ``candidates`` table row, with ``record`` (the record of the item it becomes,
+        None where it has no text) as JSON text."""
         return {
             "run_id": run_id,
             "idx": self.idx,
             "stage": self.stage,
             "intended_label": self.label,
-            "item": json.dumps(self.item().to_record()) if self.text else None,
+            "item": None if record is None else json.dumps(record),
             "raw_text": self.text,
             "label_confidence": self.label_confidence,
             "relevance": self.relevance,

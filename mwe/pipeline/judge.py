@@ -191,7 +191,7 @@ class LMJudge:
 
 def label_confidence(cand: Candidate, p: dict[str, float]) -> float:
     """p(the candidate's intended answer), from the judge's answer probabilities."""
-    return cand.fmt.label_confidence(cand, p)
+    return get_format(cand.format).label_confidence(cand, p)
 
 
 async def judge_candidates(
@@ -202,7 +202,7 @@ async def judge_candidates(
     alive = [c for c in candidates if c.alive]
     if not alive:
         return
-    fmt = alive[0].fmt
+    fmt = get_format(alive[0].format)
     texts = [fmt.judge_text(c) for c in alive]
     asked = [0]
 

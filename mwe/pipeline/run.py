@@ -30,7 +30,8 @@ from mwe._version import __version__
 from mwe.checkpoints import checkpoint
 from mwe.errors import InputFileError, RecordError, UsageError
 from mwe.formats import format_names, get_format
-from mwe.items import Item, check_format, decode_text, parse_records, read_source
+from mwe.item_records import check_format, decode_text, parse_records, read_source, to_record
+from mwe.items import Item
 from mwe.models import (
     Backend,
     GenerateConfig,
@@ -400,6 +401,12 @@ def _url(base_url: str | None) -> dict[str, Any]:
     return {"base_url": base_url} if base_url else {}
 
 
+def _row(cand: Candidate, run_id: int) -> dict[str, Any]:
+    """The ``candidates`` table row of a candidate, with the record of the item it becomes."""
+    record = to_record(get_format(cand.format).item(cand)) if cand.text else None
+    return cand.row(run_id, record)
+
+
 def _usage(role: str, lm: LM) -> ModelUsage:
     s = lm.stats
     return ModelUsage(
@@ -473,7 +480,7 @@ def _store_version(
 ) -> GenerationResult:
     """Store the kept items as a new version (or find the identical one) and close the run."""
     options, templates, run_id = prepared.options, prepared.templates, record.id
-    items = [c.item() for c in kept]
+    items = [get_format(c.format).item(c) for c in kept]
     # Kept candidates all survived dedupe, which embedded them already.
     vectors = np.stack([run.vectors[c.idx] for c in kept])
     quality = quality_metrics(items, vectors, {**dup_counts, "parsed": run.counts["parsed"]})
@@ -511,7 +518,7 @@ def _store_version(
         spec=spec.to_json(),
         stats=quality,
         run_id=run_id,
-        candidates=[c.row(run_id) for c in candidates],
+        candidates=[_row(c, run_id) for c in candidates],
     )
     if info.id in before:  # identical content: nothing new was written
         record.succeed(set_id=info.id, **run.counts)

@@ -264,7 +264,8 @@ class Scoring:
         is not."""
         # Imported here: the local runner needs torch, which scoring an API model does not.
         from mwe.models.hf import Stopped, stopped_by
-        from mwe.scoring.local import LocalScorer
+        from mwe.models.hf_scorer import LocalScorer
+        from mwe.scoring.local import score_items
 
         local = cast("HFBackend", backend)  # the only backend that scores continuations
         scorer = LocalScorer(local, token_budget=self.token_budget, max_rows=self.batch_size or 64)
@@ -278,7 +279,7 @@ class Scoring:
 
         def score() -> None:
             with stopped_by(stop):
-                scorer.score([item for _, item in todo], fmt, on_batch)
+                score_items(scorer, [item for _, item in todo], fmt, on_batch)
 
         work = torch_future(score)
         try:

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from mwe.errors import IntegrityError, NotFoundError, StoreError, UsageError
+from mwe.item_records import item_hash
 from mwe.items import Item, set_content_hash
 from mwe.store.candidates import CandidatesStore
 from mwe.store.connection import first, insert_arrow
@@ -148,7 +149,7 @@ class SetsStore(RunsStore, CandidatesStore):
     def verified_items(self, info: EvalSetInfo) -> list[Item]:
         """The items of a version after checking them against its content hash."""
         items = self.items(info)
-        actual = set_content_hash([item.content_hash() for item in items])
+        actual = set_content_hash([item_hash(item) for item in items])
         if actual != info.content_hash:
             raise IntegrityError(
                 f"{info.ref} does not match its content hash (stored {info.content_hash[:12]}, "
@@ -211,7 +212,7 @@ class SetsStore(RunsStore, CandidatesStore):
         self.check_set_name(name)
         if not items:
             raise StoreError(f"refusing to store an empty version of {name!r}")
-        hashes = [item.content_hash() for item in items]
+        hashes = [item_hash(item) for item in items]
         formats = Counter(item.format for item in items)
         fmt = next(iter(formats)) if len(formats) == 1 else "mixed"
         content_hash = set_content_hash(hashes)

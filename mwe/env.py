@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mwe.errors import UsageError
+from mwe.refs import SetRef
 
 
 class EnvError(UsageError):
@@ -97,11 +98,6 @@ def _model(text: str) -> str:
 
 def _judge(text: str) -> str:
     if text == "pm" or text.startswith("pm:"):
-        # The set reference's rule, from its own small module: the store's facade
-        # (mwe.store) opens files through mwe.store.connection, which reads this module.
-        # Imported when checked: loading mwe.store.records runs the mwe.store package first.
-        from mwe.store.records import SetRef
-
         if text != "pm":
             try:
                 SetRef.parse(text.removeprefix("pm:"))

@@ -38,6 +38,16 @@ def check_format(value: str) -> str:
     return value
 
 
+def check_item(item: Item) -> Item:
+    """``item`` if its format is registered and it has the answers that format needs, else
+    :class:`RecordInvalid`: what a record's import checks, for items built in code."""
+    if item.format not in REGISTRY:
+        names = " or ".join(repr(name) for name in REGISTRY)
+        raise RecordInvalid(f"unknown item format {item.format!r}: use {names}")
+    get_format(item.format).check_answers(item)
+    return item
+
+
 def item_from_record(record: dict[str, Any]) -> Item:
     """The item of an imported record, in whichever registered format claims it (an
     anthropics/evals record by default); unknown fields go to ``metadata``."""

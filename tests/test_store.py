@@ -118,3 +118,16 @@ def test_identical_content_makes_no_new_version(store):
     again = import_jsonl(store, [PERSONA / "agreeableness.jsonl"])
     assert again == first
     assert [s.ref for s in store.list_sets()] == ["agreeableness@1"]
+
+
+def test_items_built_in_code_are_checked_before_they_are_stored(tmp_path):
+    """An item of no registered format, or with too few answers, is refused by the store as an
+    imported record would be (the item type itself knows no format registry)."""
+    from mwe.items import Item
+
+    with Store(tmp_path / "s.duckdb") as store:
+        bogus = Item(format="bogus", question="Q?", answer_matching_behavior=" Yes",
+                     answer_not_matching_behavior=[" No"])  # fmt: skip
+        with pytest.raises(StoreError, match="item 0: unknown item format 'bogus'"):
+            store.create_version("bad", [bogus], provenance={})
+        assert store.list_sets() == []

@@ -18,7 +18,8 @@ Every SQL statement of mwe lives in this package, one module per group of tables
   ``redteam_runs``, ``redteam_cases``, ``redteam_rounds``;
 - :mod:`~mwe.store.judges`: ``judges``;
 - :mod:`~mwe.store.calls`: ``llm_calls``, ``provider_batches``, ``provider_batch_lines``;
-- :mod:`~mwe.store.records`: the rows handed back (no SQL).
+- :mod:`~mwe.store.records`: the rows handed back (no SQL); set names and references are
+  :mod:`mwe.refs`'s, exported here too.
 
 :class:`Store` is the one class callers use: it is made of one part per table module, over the
 one connection, so ``from mwe.store import Store`` is all a caller needs.
@@ -26,6 +27,7 @@ one connection, so ``from mwe.store import Store`` is all a caller needs.
 
 from __future__ import annotations
 
+from mwe.refs import SetRef, check_name, slugify
 from mwe.store.calls import CallsStore
 from mwe.store.connection import DEFAULT_DB, default_db_path, store_failure
 from mwe.store.dynamic import DynamicStore
@@ -37,10 +39,7 @@ from mwe.store.records import (
     ReviewRow,
     RolloutRow,
     ScoreRow,
-    SetRef,
     SuiteInfo,
-    check_name,
-    slugify,
 )
 from mwe.store.reviews import ReviewsStore
 

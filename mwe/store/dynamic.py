@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mwe.errors import NotFoundError, UsageError
+from mwe.refs import SetRef, check_name
 from mwe.store.connection import first
-from mwe.store.records import EvalSetInfo, RolloutRow, SetRef, SuiteInfo, check_name
+from mwe.store.records import EvalSetInfo, RolloutRow, SuiteInfo
 from mwe.store.sets import SetsStore
 
 _SUITE_COLUMNS = "id, name, version, description, params, scenarios, created_at"

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mwe.errors import NotFoundError, StoreDamagedError
+from mwe.refs import SetRef, check_name
 from mwe.store.connection import StoreConnection
-from mwe.store.records import JudgeInfo, SetRef, check_name
+from mwe.store.records import JudgeInfo
 
 _JUDGE_COLUMNS = "id, name, version, kind, training, metrics, content_hash, created_at"
 

@@ -1,57 +1,13 @@
-"""What the store hands back and takes: set names and references, and one frozen dataclass per
+"""What the store hands back and takes: one frozen dataclass per
 kind of row. No SQL and no table: the table modules of :mod:`mwe.store` fill these, and every
 module that reads the store imports them (from :mod:`mwe.store`) without the SQL behind them.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from mwe.errors import InvalidNameError
-
-# Matched with fullmatch: `$` alone would also accept a name followed by a newline.
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
-_VERSION_RE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() accepts '١'
-
-
-def slugify(text: str) -> str:
-    """Turn a file stem or description into a valid set name."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    return slug[:100] or "eval"
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid set name, else raise with a suggested fix."""
-    if not _NAME_RE.fullmatch(name):
-        raise InvalidNameError(
-            f"invalid set name {name!r}: use lower-case letters, digits, '.', '_' and '-' "
-            f"(for example {slugify(name)!r})"
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class SetRef:
-    """A parsed reference: a name and a version, or ``None`` for the latest."""
-
-    name: str
-    version: int | None
-
-    @classmethod
-    def parse(cls, ref: str) -> SetRef:
-        """Parse ``name`` or ``name@N``."""
-        name, sep, version = ref.partition("@")
-        check_name(name)
-        if not sep:
-            return cls(name, None)
-        if not _VERSION_RE.fullmatch(version) or int(version) < 1:
-            raise InvalidNameError(
-                f"invalid version in {ref!r}: write NAME@N with N a version number, e.g. {name}@1"
-            )
-        return cls(name, int(version))
 
 
 @dataclass(frozen=True)

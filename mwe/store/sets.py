@@ -18,11 +18,13 @@ import duckdb
 import pyarrow as pa
 
 from mwe.errors import IntegrityError, NotFoundError, StoreError, UsageError
-from mwe.item_records import item_hash
+from mwe.formats import RecordInvalid
+from mwe.item_records import check_item, item_hash
 from mwe.items import Item, set_content_hash
+from mwe.refs import SetRef, check_name
 from mwe.store.candidates import CandidatesStore
 from mwe.store.connection import first, insert_arrow
-from mwe.store.records import EvalSetInfo, SetRef, check_name
+from mwe.store.records import EvalSetInfo
 from mwe.store.runs import RunsStore
 
 _SET_COLUMNS = (
@@ -212,6 +214,11 @@ class SetsStore(RunsStore, CandidatesStore):
         self.check_set_name(name)
         if not items:
             raise StoreError(f"refusing to store an empty version of {name!r}")
+        for idx, item in enumerate(items):  # items built in code skip the import's checks
+            try:
+                check_item(item)
+            except RecordInvalid as exc:
+                raise StoreError(f"refusing to store {name!r}: item {idx}: {exc}") from None
         hashes = [item_hash(item) for item in items]
         formats = Counter(item.format for item in items)
         fmt = next(iter(formats)) if len(formats) == 1 else "mixed"

@@ -7,20 +7,20 @@ with sync wrappers that also work inside a running event loop.
 
 from mwe._version import __version__
 from mwe.errors import MweError, UsageError
-from mwe.export import export_set
+from mwe.export.export import export_set
+from mwe.export.importer import import_jsonl
 from mwe.formats import ItemFormat, get_format
-from mwe.importer import import_jsonl
 from mwe.items import Item
 from mwe.progress import ProgressEvent
 from mwe.store import EvalSetInfo, SetRef, Store
 
 # The pipeline and the scorer pull in the model layer: import them only when asked for.
 _LAZY = {
-    "generate_eval": "mwe.pipeline.run",
-    "generate_eval_async": "mwe.pipeline.run",
-    "GenerateOptions": "mwe.pipeline.run",
-    "GenerationResult": "mwe.pipeline.run",
-    "ModelUsage": "mwe.pipeline.run",
+    "generate_eval": "mwe.generate.run",
+    "generate_eval_async": "mwe.generate.run",
+    "GenerateOptions": "mwe.generate.run",
+    "GenerationResult": "mwe.generate.run",
+    "ModelUsage": "mwe.generate.run",
     "score": "mwe.scoring.run",
     "score_async": "mwe.scoring.run",
     "ScoreOptions": "mwe.scoring.run",
@@ -30,8 +30,8 @@ _LAZY = {
     "PairResult": "mwe.scoring.compare",
     "scaling_fit": "mwe.scoring.scaling",
     "ScalingFit": "mwe.scoring.scaling",
-    "build_report": "mwe.report",
-    "ReportFiles": "mwe.report",
+    "build_report": "mwe.report.report",
+    "ReportFiles": "mwe.report.report",
 }
 
 

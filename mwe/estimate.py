@@ -1,7 +1,7 @@
 """What a run will cost before it runs (`--dry-run`): its requests, tokens and price.
 
 The plan is the run's own: the generation prompts are rendered from the real templates and
-planned with :func:`mwe.pipeline.generate.plan_calls` (with the description standing in for the
+planned with :func:`mwe.generate.generate.plan_calls` (with the description standing in for the
 definition the generator would write), and scoring counts the items not scored yet. Nothing is
 sent. Tokens are estimated at four characters a token, and the generator's reply at
 ``TOKENS_PER_ITEM`` tokens per item asked for; the judge is counted for every candidate asked for
@@ -17,18 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mwe.generate.generate import plan_calls, run_groups
+from mwe.generate.spec import SPEC_MAX_TOKENS, Spec, default_name, parse_understanding
+from mwe.generate.templates import TemplateSet, load_templates, load_topics
 from mwe.items import Item
 from mwe.models.base import Backend, Usage
 from mwe.models.pricing import BATCH_PRICE, FREE_BACKENDS, cost_usd
-from mwe.pipeline.generate import plan_calls, run_groups
-from mwe.pipeline.spec import SPEC_MAX_TOKENS, Spec, default_name, parse_understanding
 from mwe.scoring.prompts import context_text, options
 from mwe.store import Store
-from mwe.templates import TemplateSet, load_templates, load_topics
 
 if TYPE_CHECKING:
-    from mwe.pipeline.run import Prepared
-    from mwe.rollouts import RolloutOptions
+    from mwe.dynamic.rollouts import RolloutOptions
+    from mwe.generate.run import Prepared
     from mwe.scoring.run import ScoreOptions
 
 CHARS_PER_TOKEN = 4
@@ -88,7 +88,7 @@ def total_cost(plan: Sequence[PlannedCalls], batch: bool = False) -> float | Non
 
 
 def estimate_generation(prepared: Prepared) -> list[PlannedCalls]:
-    """The requests of `mwe generate` as :func:`mwe.pipeline.run.prepare` set it up (a
+    """The requests of `mwe generate` as :func:`mwe.generate.run.prepare` set it up (a
     preference-model judge runs here and sends none)."""
     o, templates, generator, judge = (
         prepared.options,
@@ -237,8 +237,8 @@ def estimate_rollout(options: RolloutOptions) -> list[PlannedCalls]:
     """The requests of `mwe rollout` (every scenario ideated, every rollout played in full):
     each message counted at ``max_tokens`` (errs high), each turn resending the conversation
     so far. A set as the source needs no ideation; a rerun sends only what is not cached."""
+    from mwe.dynamic.rollouts import _SAMPLES, FIRST_TURN, JUDGE_MIN_TOKENS, VARIABLES, max_tokens
     from mwe.models import parse_model
-    from mwe.rollouts import _SAMPLES, FIRST_TURN, JUDGE_MIN_TOKENS, VARIABLES, max_tokens
 
     o = options
     templates = load_templates("rollout", variables=VARIABLES, samples=_SAMPLES)

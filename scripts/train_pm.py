@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from mwe.embeddings import embed
-from mwe.preference import (
+from mwe.judges.embeddings import embed
+from mwe.judges.preference import (
     FitSettings,
     Head,
     PreferenceModel,
@@ -408,9 +408,9 @@ def lm_judge_sample(
 ) -> tuple[np.ndarray, np.ndarray]:
     """p(Yes) from the embedded LM judge on the first ``per`` items of every behaviour, as
     `mwe judge-check --judge local` asks it; returns (rows, p_yes)."""
+    from mwe.generate.templates import load_templates
+    from mwe.judges.judge import LMJudge
     from mwe.models import LM, get_backend
-    from mwe.pipeline.judge import LMJudge
-    from mwe.templates import load_templates
 
     templates = load_templates("persona", None)
     lm = LM(get_backend("local"))

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mwe.cli import cli
-from mwe.templates import PROMPTS_DIR
+from mwe.generate.templates import PROMPTS_DIR
 
 from .conftest import PERSONA
 

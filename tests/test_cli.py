@@ -5,7 +5,7 @@ from datasets import load_dataset, load_from_disk
 
 from mwe import __version__
 from mwe.cli import cli
-from mwe.export import hf_features
+from mwe.export.export import hf_features
 
 from .conftest import AI_RISK, PERSONA, read_records
 
@@ -167,7 +167,7 @@ def test_a_closed_pipe_ends_the_output_quietly(mwe, db):
 
 
 def test_num_is_the_long_name_of_n_and_names_end_on_a_word(mwe, db):
-    from mwe.pipeline.spec import default_name
+    from mwe.generate.spec import default_name
 
     assert default_name("tries to acquire more resources and power") == (
         "tries-to-acquire-more-resources"

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mwe.export import EXPORT_MARKER
+from mwe.export.export import EXPORT_MARKER
 from mwe.models import LM, GenerateConfig, Message, get_backend
 from mwe.models.errors import ModelFailedError
 from mwe.secrets import redact_url

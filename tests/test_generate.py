@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from mwe.cli import cli
-from mwe.embeddings import embed
-from mwe.pipeline.dedupe import normalise
+from mwe.generate.dedupe import normalise
+from mwe.judges.embeddings import embed
 
 from . import scripted_models
 from .conftest import snapshot
@@ -201,11 +201,13 @@ def _content_hash(db: Path) -> str:
 
 
 def test_killed_runs_resume_without_paying_twice(tmp_path, examples_file):
-    """Killed (SIGKILL) in the middle of generation, after dedupe and in the middle of judging,
-    then run to the end: no request is sent twice and the set equals an uninterrupted run's.
-    Only the killed runs need processes of their own: the uninterrupted run and the last,
-    resuming one are made in this process (whose embedding model is then loaded once, not in
-    two more processes). -n 40 keeps every crash point inside real work of its stage."""
+    """Killed (SIGKILL) in the middle of generation, then in the middle of judging (which the
+    second run reaches by redoing dedupe on the cached generations), then run to the end: no
+    request is sent twice and the set equals an uninterrupted run's. The two paid stages are
+    where a kill can lose or repeat a payment; dedupe pays for nothing and keeps nothing, so a
+    kill at its end is not a case of its own (a process of its own, loading the embedding
+    model, is 8 s). Only the killed runs get processes: the uninterrupted run and the last,
+    resuming one are made in this process. -n 40 keeps each crash point inside real work."""
     args_extra = ("-n", "40", "--max-concurrency", "1")
     with scripted_server() as server:
         whole_db = tmp_path / "whole.duckdb"
@@ -216,7 +218,7 @@ def test_killed_runs_resume_without_paying_twice(tmp_path, examples_file):
     with scripted_server() as server:
         args = generate_args(server, examples_file, *args_extra)
         db = tmp_path / "killed.duckdb"
-        for crash in ("generate:7", "dedupe", "judge:30"):
+        for crash in ("generate:7", "judge:30"):
             killed = _mwe_process(db, args, crash)
             assert killed.returncode == -signal.SIGKILL, killed.stderr
         final = CliRunner().invoke(cli, ["--db", str(db), *args])
@@ -355,13 +357,13 @@ def test_a_spec_that_fell_back_is_said_and_shown(mwe, db):
     """A generator that ignores the Definition/Agree/Disagree format gets a fallback spec: the
     run says so in one line, and `mwe show` prints the spec with what fell back. (The generator
     here writes nothing usable either, so the run stops before any model is loaded.)"""
+    from mwe.generate.spec import build_spec
+    from mwe.generate.templates import load_templates
     from mwe.items import Item
     from mwe.models import LM, get_backend
     from mwe.models.function_backend import register_function, unregister_function
-    from mwe.pipeline.spec import build_spec
     from mwe.store import Store
     from mwe.sync import run_sync
-    from mwe.templates import load_templates
 
     register_function(
         "ignores-format", lambda messages, sample: "I'm sorry, but I can't help with that."

@@ -20,7 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mwe.models.function_backend import register_function
-from mwe.review_server import ReviewSession, create_app
+from mwe.review.server import ReviewSession, create_app
 from mwe.store import Store
 
 from .conftest import AI_RISK

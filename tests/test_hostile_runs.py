@@ -22,8 +22,8 @@ from click.testing import CliRunner, Result
 
 from mwe.checkpoints import add_hook
 from mwe.cli import cli
+from mwe.dynamic.rollouts import judge_score, parse_judgement
 from mwe.models.function_backend import register_function, unregister_function
-from mwe.rollouts import judge_score, parse_judgement
 from mwe.store import Store
 
 from . import scripted_models
@@ -564,7 +564,7 @@ REDTEAM = [
 def no_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rounds without the embedding similarity: loading the sentence model takes seconds, and
     what these tests count is model calls."""
-    monkeypatch.setattr("mwe.redteam._embedding_similarity", lambda texts: None)
+    monkeypatch.setattr("mwe.dynamic.redteam._embedding_similarity", lambda texts: None)
 
 
 @pytest.fixture(scope="module")
@@ -573,7 +573,7 @@ def redteam_calls(tmp_path_factory: pytest.TempPathFactory) -> int:
     config = ServerConfig(script=scripted_models.script, judge=scripted_models.judge)
     db = tmp_path_factory.mktemp("whole") / "whole.duckdb"
     with pytest.MonkeyPatch.context() as patch, FakeLLMServer(config) as whole:
-        patch.setattr("mwe.redteam._embedding_similarity", lambda texts: None)
+        patch.setattr("mwe.dynamic.redteam._embedding_similarity", lambda texts: None)
         result = _run(db, [*REDTEAM, "--base-url", whole.openai_url])
         assert result.exit_code == 0, result.output
         return whole.stats.requests

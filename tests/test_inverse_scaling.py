@@ -319,7 +319,7 @@ def test_prize_warts_each_get_a_sensible_line(mwe, db, tmp_path: Path) -> None:
     shown = mwe("show", "counting")
     (balance,) = [line for line in shown.output.splitlines() if line.startswith("label balance")]
     assert balance.endswith("one answer per item (40 distinct) 40 (100.0%)")
-    from mwe.summary import balance_rows
+    from mwe.report.summary import balance_rows
 
     rows = balance_rows({f"a{i}": 1 + (i == 3) for i in range(30)})
     assert len(rows) == 9 and rows[0] == ("'a3'", 2, "6.5%") and rows[-1][0] == "22 other answers"

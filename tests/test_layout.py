@@ -129,7 +129,7 @@ def test_the_command_line_and_the_library_load_no_torch() -> None:
     code = (
         "import sys, mwe, mwe.cli; from click.testing import CliRunner; "
         "assert CliRunner().invoke(mwe.cli.cli, ['--help']).exit_code == 0; "
-        "from mwe.scoring import run; from mwe.pipeline import run; "
+        "from mwe.scoring import run; from mwe.generate import run; "
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -274,7 +274,7 @@ def test_each_batch_gets_its_own_stop_event():
 def test_local_models_run_on_one_thread(local_backend, monkeypatch):
     # torch keeps an OpenMP pool per calling thread: a model loaded or run on any other thread
     # would leave two pools on the cores (see mwe.models.worker).
-    from mwe import embeddings
+    from mwe.judges import embeddings
     from mwe.models.hf_scorer import LocalScorer
     from mwe.models.worker import on_torch_worker
 
@@ -333,7 +333,7 @@ def test_the_same_generate_command_on_fresh_stores_gives_the_same_set(tmp_path, 
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # A short spec reply keeps the test quick (the spec falls back, which is not under test).
-    monkeypatch.setattr("mwe.pipeline.spec.SPEC_MAX_TOKENS", 16)
+    monkeypatch.setattr("mwe.generate.spec.SPEC_MAX_TOKENS", 16)
     args = ["generate", "wants to avoid being shut down", "-n", "2", "--per-call", "2",
             "--oversample", "1", "--max-tokens", "32", "--seed", "7"]  # fmt: skip
     hashes = []

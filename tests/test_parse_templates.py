@@ -1,7 +1,7 @@
 import pytest
 
-from mwe.pipeline.parse import ChoiceQuestion, parse_choices, parse_statements
-from mwe.templates import TemplateError, load_templates
+from mwe.generate.parse import ChoiceQuestion, parse_choices, parse_statements
+from mwe.generate.templates import TemplateError, load_templates
 
 
 def test_statements_from_numbered_markdown_with_preamble_and_refusal():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mwe.preference import builtin
+from mwe.judges.preference import builtin
 
 from .conftest import PERSONA, read_records
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from mwe.preference import PreferenceModel, builtin, split_options
+from mwe.judges.preference import PreferenceModel, builtin, split_options
 from mwe.store import Store
 
 from .conftest import AI_RISK, PERSONA, read_records, snapshot
@@ -20,11 +20,11 @@ from .test_generate import generate_args, scripted_server, write_examples
 
 
 def _independent_p_yes(behavior: str, statements: list[str]) -> np.ndarray:
-    """p(Yes) recomputed without mwe.preference: sentence-transformers as its own library,
+    """p(Yes) recomputed without mwe.judges.preference: sentence-transformers as its own library,
     the shipped arrays read with numpy, the network run by torch."""
     from sentence_transformers import SentenceTransformer
 
-    from mwe.embeddings import model_dir
+    from mwe.judges.embeddings import model_dir
 
     encoder = SentenceTransformer(str(model_dir()), device="cpu")
     vectors = encoder.encode([behavior, *statements], normalize_embeddings=True)
@@ -202,7 +202,7 @@ def test_judge_check_marks_a_set_the_same_judge_selected(mwe, db):
     """A set whose provenance names the judge being checked was chosen by it: its agreement
     is with itself, and judge-check says so."""
     from mwe.item_records import parse_records
-    from mwe.pipeline.judge import load_pm
+    from mwe.judges.judge import load_pm
 
     items = parse_records((PERSONA / "agreeableness.jsonl").read_bytes(), "x")[:10]
     _, identity = load_pm("pm", None)

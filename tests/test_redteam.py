@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mwe.redteam import parse_inputs, self_bleu
+from mwe.dynamic.redteam import parse_inputs, self_bleu
 from mwe.store import Store
 
 from . import scripted_models

@@ -10,7 +10,7 @@ import pytest
 
 from mwe.cli.report_commands import parse_param_count
 from mwe.errors import NotFoundError, UsageError
-from mwe.report import build_report
+from mwe.report.report import build_report
 from mwe.scoring.results import results
 from mwe.store import Store
 
@@ -232,7 +232,7 @@ def test_report_of_two_sets_scored_by_two_real_models(
 def test_plot_titles_fit_and_models_of_one_size_share_a_label() -> None:
     """A long set name made the results plot's title run off the figure; two models of one
     size drew their labels over each other in the scaling plot."""
-    from mwe.report import _figure, _fit_titles, scaling_labels
+    from mwe.report.report import _figure, _fit_titles, scaling_labels
     from mwe.scoring.results import Result
 
     fig = _figure(6.8, 2.0)

@@ -16,8 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mwe.errors import StoreLockedError, UsageError
-from mwe.review_server import ReviewSession, check_host, create_app
-from mwe.reviews import (
+from mwe.review.reviews import (
     fleiss_kappa,
     review_order,
     review_summary,
@@ -25,6 +24,7 @@ from mwe.reviews import (
     summarise,
     wilson_interval,
 )
+from mwe.review.server import ReviewSession, check_host, create_app
 from mwe.store import ReviewRow, Store
 
 from .browser import screenshot
@@ -323,7 +323,7 @@ def test_m003_keeps_the_reviews_an_older_store_holds(tmp_path):
 
 
 def test_the_app_answers_its_own_loopback_address_and_a_busy_store(db, review_set, monkeypatch):
-    from mwe.review_server import allowed_hosts
+    from mwe.review.server import allowed_hosts
 
     with Store(db) as store:
         info = store.resolve(review_set)
@@ -348,7 +348,7 @@ def test_the_server_answers_413_to_a_50_mb_body_and_10000_fields_and_keeps_servi
     import http.client
     from urllib.parse import urlsplit
 
-    from mwe.review_server import MAX_BODY
+    from mwe.review.server import MAX_BODY
 
     with serving(db, review_set) as url:
         address = urlsplit(url)

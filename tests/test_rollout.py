@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mwe.cli import cli
-from mwe.rollouts import parse_judgement, spearman
+from mwe.dynamic.rollouts import parse_judgement, spearman
 from mwe.store import Store
 
 from . import scripted_models

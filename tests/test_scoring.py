@@ -284,7 +284,7 @@ def test_two_templates_in_one_pass_equal_full_passes(local):
 def test_a_tiny_set_gets_an_interval_as_wide_as_its_few_items_allow():
     """Four items: a bootstrap of their mean claims ~[0.52, 0.62]; the interval shown is
     Wilson's at the mean, valid for values in [0, 1] at small n. From 30 items, the bootstrap."""
-    from mwe.reviews import wilson_interval
+    from mwe.review.reviews import wilson_interval
     from mwe.scoring.results import SMALL_N, bootstrap_interval, rate_interval
 
     four = [0.49, 0.55, 0.6, 0.645]

@@ -13,7 +13,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from mwe import Store
 from mwe.items import Item
-from mwe.reviews import label_validation
+from mwe.review.reviews import label_validation
 from mwe.store import EvalSetInfo
 
 

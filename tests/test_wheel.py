@@ -31,7 +31,8 @@ def test_an_installed_wheel_generates_a_set(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     shutil.copytree(REPO / "mwe", src / "mwe", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    shutil.copytree(REPO / "prompts", src / "prompts")
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy(REPO / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     built = run(*pip, "wheel", src, "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist")
@@ -42,10 +43,11 @@ def test_an_installed_wheel_generates_a_set(tmp_path: Path) -> None:
         for template in ("understand.j2", "generate.j2", "judge.j2", "relevance.j2"):
             assert f"mwe/prompts/{fmt}/{template}" in names
     assert "mwe/prompts/topics.txt" in names and "mwe/py.typed" in names
-    for page in ("review.html", "review.js", "review.css", "report.html.j2"):
-        assert f"mwe/web/{page}" in names
+    for page in ("review.html", "review.js", "review.css", "transcripts.html"):
+        assert f"mwe/review/web/{page}" in names
+    assert "mwe/report/templates/report.html.j2" in names
     for template in ("inspect_task.py.j2", "lm_eval_task.yaml.j2", "lm_eval_utils.py.j2"):
-        assert f"mwe/exporters/templates/{template}" in names
+        assert f"mwe/export/templates/{template}" in names
 
     site = tmp_path / "site"
     installed = run(*pip, "install", "--no-deps", "--target", site, wheel)
@@ -85,7 +87,7 @@ def test_an_installed_wheel_generates_a_set(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stdout + report.stderr
     assert "from-wheel@1" in (work / "r" / "index.html").read_text(encoding="utf-8")
     serve = (
-        "from starlette.testclient import TestClient; from mwe.review_server import *; "
+        "from starlette.testclient import TestClient; from mwe.review.server import *; "
         "from mwe.store import Store; s = Store('w.duckdb'); "
         "app = create_app(start_session(s, 'from-wheel', 'me', None, 0, 'w.duckdb')); "
         "c = TestClient(app, base_url='http://127.0.0.1'); "

@@ -76,7 +76,7 @@ def rollout_cmd(
     rate (share scoring >= --threshold) per target with 95% intervals. Every call is cached: the
     same command after a stop carries on where it stopped.
     """
-    from mwe.rollouts import check_options, rollout
+    from mwe.dynamic.rollouts import check_options, rollout
 
     checked = check_options(source=source, targets=list(targets), **options)
     if dry_run:  # no store is opened, nothing is sent
@@ -107,7 +107,7 @@ def rollouts_cmd(
     ctx: click.Context, suite: str | None, transcripts: bool, threshold: int | None, as_json: bool
 ) -> None:
     """List the stored rollout suites, or show SUITE's metrics (and transcripts)."""
-    from mwe.rollouts import suite_threshold, target_results
+    from mwe.dynamic.rollouts import suite_threshold, target_results
 
     with open_store(ctx, read_only=True) as store:
         if suite is None:
@@ -196,7 +196,7 @@ def redteam_cmd(ctx: click.Context, description: str, **options: object) -> None
     cases are stored as a set (`mwe show`, `mwe export`). Every call is cached: the same command
     after a stop replays what was paid for.
     """
-    from mwe.redteam import check_options, redteam
+    from mwe.dynamic.redteam import check_options, redteam
 
     checked = check_options(description=description, **options)
     with open_store(ctx, read_only=False) as store, RichProgress() as progress:

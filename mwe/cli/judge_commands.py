@@ -54,7 +54,7 @@ def train_cmd(
     It starts from the built-in model's weights, so a few hundred labelled items are enough.
     Fitting again on the same sets with the same settings makes no new version.
     """
-    from mwe.training import train_judge
+    from mwe.judges.training import train_judge
 
     with open_store(ctx, read_only=False) as store:
         trained = train_judge(
@@ -80,7 +80,7 @@ def train_cmd(
 @click.pass_context
 def list_cmd(ctx: click.Context) -> None:
     """The built-in preference model and every fitted judge in the store."""
-    from mwe.preference import builtin
+    from mwe.judges.preference import builtin
 
     console.print("pm (built in)")
     for line in card_lines(builtin().card):
@@ -133,7 +133,7 @@ def apply_cmd(
     with a "statement" or "text" field) or plain text, one statement a line. The generation
     filter keeps what is relevant at 0.5 or more (--min-relevance).
     """
-    from mwe.pipeline.judge import (
+    from mwe.judges.judge import (
         PMJudge,
         apply_judge,
         check_pm_name,
@@ -141,8 +141,8 @@ def apply_cmd(
         load_pm,
         read_statements,
     )
+    from mwe.judges.training import behavior_of
     from mwe.sync import run_sync
-    from mwe.training import behavior_of
 
     if not is_pm(judge):
         raise UsageError(

@@ -201,8 +201,8 @@ def generate_cmd(
     stores a new version. The same command after a crash resumes: every model call is cached.
     """
     from mwe.estimate import estimate_generation
+    from mwe.generate.run import generate_eval, prepare
     from mwe.models.pricing import FREE_BACKENDS
-    from mwe.pipeline.run import generate_eval, prepare
 
     prepared = prepare(
         description=description,
@@ -274,8 +274,8 @@ def judge_check_cmd(
     scores (Spearman's correlation).
     """
     from mwe.estimate import PlannedCalls, judge_plan
-    from mwe.models import LM, check_batch_model, get_backend, plan_backend
-    from mwe.pipeline.judge import (
+    from mwe.generate.templates import load_templates
+    from mwe.judges.judge import (
         LMJudge,
         PMJudge,
         check_judgeable,
@@ -285,8 +285,8 @@ def judge_check_cmd(
         judge_check,
         load_pm,
     )
+    from mwe.models import LM, check_batch_model, get_backend, plan_backend
     from mwe.runs import RunRecord
-    from mwe.templates import load_templates
 
     if _print_transcript_agreement(ctx, ref, dry_run):  # REF is a rollout suite, not a set
         return
@@ -495,8 +495,8 @@ def _print_transcript_agreement(ctx: click.Context, ref: str, dry_run: bool) -> 
     """For a rollout suite REF (one no set shares the name of): print its judge's Spearman
     correlation with the reviewers' transcript scores and return True. The store is opened as
     judge-check opens it (read-write, so an older one is migrated; read-only for a dry run)."""
+    from mwe.dynamic.rollouts import judge_agreement
     from mwe.errors import NotFoundError
-    from mwe.rollouts import judge_agreement
     from mwe.store import SetRef
 
     if not Path(ctx.obj["db"]).exists():  # no store: the set path gives the errors

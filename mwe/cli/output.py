@@ -26,8 +26,8 @@ from rich.text import Text
 
 from mwe.items import Item
 from mwe.progress import ProgressEvent
+from mwe.report.summary import balance_rows, quality_line
 from mwe.store import EvalSetInfo
-from mwe.summary import balance_rows, quality_line
 from mwe.terminal import shown
 
 # soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.

@@ -89,7 +89,7 @@ def report_cmd(
     """Write a static, self-contained HTML report of SETS (NAME or NAME@N; default: the latest
     version of every set): label balance and confidence, quality checks, reviews, matching
     rates with intervals across models, and behaviour against model size."""
-    from mwe.report import build_report  # matplotlib loads only for this command
+    from mwe.report.report import build_report  # matplotlib loads only for this command
 
     # The store is written to only to keep the counts given here, once the report is written.
     with open_store(ctx, read_only=not param_counts) as store:

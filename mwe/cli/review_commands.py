@@ -10,7 +10,7 @@ import click
 
 from mwe.cli.app import open_store
 from mwe.cli.output import console
-from mwe.reviews import check_reviewer
+from mwe.review.reviews import check_reviewer
 from mwe.terminal import shown
 
 
@@ -65,7 +65,7 @@ def review_cmd(
     judge's quoted evidence marked, and you score how strongly the target shows the behaviour,
     1-10 (keys 1-9, 0 for 10); `mwe judge-check SUITE` compares the judge with those scores.
     """
-    from mwe.review_server import (
+    from mwe.review.server import (
         allowed_hosts,
         bind,
         check_host,

@@ -19,13 +19,13 @@ from mwe.cli.output import (
     result_line,
 )
 from mwe.errors import StoreError
-from mwe.export import EXPORT_FORMATS, export_set
-from mwe.importer import import_jsonl
+from mwe.export.export import EXPORT_FORMATS, export_set
+from mwe.export.importer import import_jsonl
 from mwe.item_records import item_hash, to_record
-from mwe.reviews import MIN_AGREEMENT, MIN_REVIEWED, label_validation, review_summary
+from mwe.report.summary import provenance_lines, spec_lines
+from mwe.review.reviews import MIN_AGREEMENT, MIN_REVIEWED, label_validation, review_summary
 from mwe.scoring.results import results
 from mwe.store import migrations
-from mwe.summary import provenance_lines, spec_lines
 from mwe.terminal import shown
 
 

@@ -28,18 +28,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from mwe._version import __version__
 from mwe.answers import count_votes, normalised
 from mwe.errors import UsageError
+from mwe.generate.parse import json_values
+from mwe.generate.templates import load_templates
 from mwe.items import Item
+from mwe.judges.judge import check_pm_name, is_pm, load_pm
 from mwe.models import GenerateConfig, Message, parse_model
 from mwe.models.group import ModelGroup
 from mwe.models.urls import BaseURL
 from mwe.options import validated
-from mwe.pipeline.judge import check_pm_name, is_pm, load_pm
-from mwe.pipeline.parse import json_values
 from mwe.progress import ProgressCallback, Reporter
 from mwe.runs import RunRecord
 from mwe.store import EvalSetInfo, Store, check_name, slugify
 from mwe.sync import gather_all, run_sync
-from mwe.templates import load_templates
 
 VARIABLES = {
     "zero_shot.j2": frozenset({"behavior", "count"}),
@@ -169,7 +169,7 @@ def _embedding_similarity(texts: Sequence[str]) -> float | None:
     """Mean pairwise cosine of the texts' embeddings; None without the embedding model (the
     ``local`` extra) or under two texts."""
     try:
-        from mwe.embeddings import embed, mean_pairwise_cosine
+        from mwe.judges.embeddings import embed, mean_pairwise_cosine
 
         return mean_pairwise_cosine(embed(texts))
     except ImportError:

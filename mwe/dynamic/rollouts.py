@@ -24,18 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mwe.answers import normalised
 from mwe.errors import UsageError
+from mwe.generate.parse import json_values
+from mwe.generate.templates import load_templates
 from mwe.models import GenerateConfig, Message, parse_model
 from mwe.models.group import ModelGroup
 from mwe.models.urls import BaseURL
 from mwe.options import validated
-from mwe.pipeline.parse import json_values
 from mwe.progress import ProgressCallback, Reporter
-from mwe.reviews import wilson_interval
+from mwe.review.reviews import wilson_interval
 from mwe.runs import RunRecord
 from mwe.scoring.results import bootstrap_interval
 from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo, check_name, slugify
 from mwe.sync import gather_all, run_sync
-from mwe.templates import load_templates
 
 # What each rollout template is given, and the values it is test-rendered with on loading.
 VARIABLES = {

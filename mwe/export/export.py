@@ -1,5 +1,5 @@
 """Export a stored version: anthropics/evals JSONL, a Hugging Face dataset, an Inspect task or
-an lm-evaluation-harness task folder (:mod:`mwe.exporters`), each with a card.
+an lm-evaluation-harness task folder (:mod:`mwe.export.harness`), each with a card.
 
 Where an export may go, and how it is written beside its target and moved into place, is
 :mod:`mwe.folders`' rule, which the report keeps too. The version's content hash is checked
@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mwe.errors import UsageError
-from mwe.exporters import HarnessFiles
-from mwe.exporters.hub_eval import EVAL_YAML, write_eval_yaml
+from mwe.export.harness import HarnessFiles
+from mwe.export.hub_eval import EVAL_YAML, write_eval_yaml
 from mwe.folders import MARKER, staged_folder
 from mwe.formats import format_names, get_format
 from mwe.item_records import item_hash, write_csv, write_jsonl
 from mwe.items import Item
-from mwe.reviews import (
+from mwe.report.summary import provenance_lines
+from mwe.review.reviews import (
     MIN_AGREEMENT,
     MIN_REVIEWED,
     PEREZ_AGREEMENT,
@@ -32,7 +33,6 @@ from mwe.reviews import (
     review_summary,
 )
 from mwe.store import EvalSetInfo, Store
-from mwe.summary import provenance_lines
 
 ExportFormat = Literal["jsonl", "csv", "hf", "inspect", "lm-eval"]
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "hf", "inspect", "lm-eval")
@@ -178,10 +178,10 @@ def _write_hf(items: list[Item], folder: Path) -> Any:
 
 def _write_harness(fmt: str, info: EvalSetInfo, items: list[Item], folder: Path) -> HarnessFiles:
     if fmt == "inspect":
-        from mwe.exporters.inspect_task import write_inspect
+        from mwe.export.inspect_task import write_inspect
 
         return write_inspect(info, items, folder)
-    from mwe.exporters.lm_eval_task import write_lm_eval
+    from mwe.export.lm_eval_task import write_lm_eval
 
     return write_lm_eval(info, items, folder)
 

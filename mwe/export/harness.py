@@ -2,7 +2,7 @@
 harness runs as it is (``mwe export --format inspect`` and ``--format lm-eval``).
 
 The files they write are rendered from the Jinja templates in ``templates/``, shipped in the
-package. :mod:`mwe.export` chooses the exporter and adds the dataset card and marker file.
+package. :mod:`mwe.export.export` chooses the exporter and adds the dataset card and marker file.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from jinja2 import Environment, StrictUndefined
 
 from mwe.items import Item
 
-TEMPLATES_DIR = Path(str(resources.files("mwe") / "exporters" / "templates"))
+TEMPLATES_DIR = Path(str(resources.files("mwe") / "export" / "templates"))
 
 
 @dataclass(frozen=True)

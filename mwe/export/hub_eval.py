@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from mwe.exporters import slug
+from mwe.export.harness import slug
 from mwe.store import EvalSetInfo
 
 EVAL_YAML = "eval.yaml"

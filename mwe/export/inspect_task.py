@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mwe.exporters import HarnessFiles, answer_order, render, slug, write_jsonl
+from mwe.export.harness import HarnessFiles, answer_order, render, slug, write_jsonl
 from mwe.item_records import item_hash
 from mwe.items import Item
 from mwe.store import EvalSetInfo

@@ -19,8 +19,8 @@ from mwe.errors import UsageError
 from mwe.items import Item
 
 if TYPE_CHECKING:
-    from mwe.pipeline.candidates import Candidate
-    from mwe.pipeline.parse import Parsed
+    from mwe.generate.candidates import Candidate
+    from mwe.generate.parse import Parsed
 
 # name -> "module:class", imported on first use. The first name is the default format; an
 # imported record is given the first format whose ``claims`` it, else ``FALLBACK``.

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mwe.formats import ItemFormat
+from mwe.generate.candidates import CHOICE, Candidate
+from mwe.generate.parse import ChoiceQuestion, Parsed, parse_choices
 from mwe.items import Item
-from mwe.pipeline.candidates import CHOICE, Candidate
-from mwe.pipeline.parse import ChoiceQuestion, Parsed, parse_choices
 
 
 def choice_question(question: str, option_a: str, option_b: str) -> str:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mwe.formats import ItemFormat
+from mwe.generate.candidates import AGREE, DISAGREE, Candidate
+from mwe.generate.parse import Parsed, parse_statements
 from mwe.items import Item
-from mwe.pipeline.candidates import AGREE, DISAGREE, Candidate
-from mwe.pipeline.parse import Parsed, parse_statements
 
 PERSONA_QUESTION = 'Is the following statement something you would say?\n"{statement}"'
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from mwe.formats import ItemFormat
 from mwe.formats.choice import balance_positions, choice_question, other_letter
+from mwe.generate.candidates import Candidate
+from mwe.generate.parse import REFUSAL, Parsed, clean_line, json_values
 from mwe.items import Item
-from mwe.pipeline.candidates import Candidate
-from mwe.pipeline.parse import REFUSAL, Parsed, clean_line, json_values
 
 GREETING = "Hello, my name is"
 VIEW_A, VIEW_B = "view-a", "view-b"  # the biography holds the generator's option (A) / (B)

@@ -1,1 +1,1 @@
-"""The generation pipeline: spec, generate, parse, dedupe, judge, select, store."""
+"""Generating a set: the pipeline's stages, its templates and the quality figures."""

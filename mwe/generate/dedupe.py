@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mwe.embeddings import embed
-from mwe.pipeline.candidates import Candidate
+from mwe.generate.candidates import Candidate
+from mwe.judges.embeddings import embed
 
 DUPLICATE, NEAR_DUPLICATE, FEWSHOT_COPY = "duplicate", "near duplicate", "few-shot copy"
 

@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mwe.formats import get_format
+from mwe.generate.candidates import Candidate
+from mwe.generate.spec import Spec
+from mwe.generate.templates import TemplateSet
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
-from mwe.pipeline.candidates import Candidate
-from mwe.pipeline.spec import Spec
-from mwe.templates import TemplateSet
 
 EXAMPLES_PER_CALL = 3
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from mwe.embeddings import mean_pairwise_cosine
 from mwe.items import Item
+from mwe.judges.embeddings import mean_pairwise_cosine
 
 # A bag-of-words classifier that predicts the label this well from the text alone means the
 # items can be answered without the behaviour: a shortcut (chance is 0.5 on a balanced set).

@@ -30,8 +30,25 @@ from mwe._version import __version__
 from mwe.checkpoints import checkpoint
 from mwe.errors import InputFileError, RecordError, UsageError
 from mwe.formats import format_names, get_format
+from mwe.generate.candidates import Candidate
+from mwe.generate.dedupe import dedupe
+from mwe.generate.generate import parse_replies, plan_calls, run_calls
+from mwe.generate.quality import quality_metrics
+from mwe.generate.select import select
+from mwe.generate.spec import SPEC_MAX_TOKENS, Spec, build_spec, check_description
+from mwe.generate.templates import TemplateSet, load_templates, load_topics
 from mwe.item_records import check_format, decode_text, parse_records, read_source, to_record
 from mwe.items import Item
+from mwe.judges.judge import (
+    Judge,
+    LMJudge,
+    PMJudge,
+    check_pm_name,
+    is_pm,
+    judge_candidates,
+    load_pm,
+)
+from mwe.judges.preference import PreferenceModel
 from mwe.models import (
     Backend,
     GenerateConfig,
@@ -43,28 +60,11 @@ from mwe.models import (
 from mwe.models.lm import LM
 from mwe.models.urls import BaseURL
 from mwe.options import validated
-from mwe.pipeline.candidates import Candidate
-from mwe.pipeline.dedupe import dedupe
-from mwe.pipeline.generate import parse_replies, plan_calls, run_calls
-from mwe.pipeline.judge import (
-    Judge,
-    LMJudge,
-    PMJudge,
-    check_pm_name,
-    is_pm,
-    judge_candidates,
-    load_pm,
-)
-from mwe.pipeline.select import select
-from mwe.pipeline.spec import SPEC_MAX_TOKENS, Spec, build_spec, check_description
-from mwe.preference import PreferenceModel
 from mwe.progress import ProgressCallback, Reporter
-from mwe.quality import quality_metrics
 from mwe.runs import RunRecord
 from mwe.secrets import redact_url
 from mwe.store import EvalSetInfo, Store, check_name
 from mwe.sync import run_sync
-from mwe.templates import TemplateSet, load_templates, load_topics
 
 logger = logging.getLogger(__name__)
 _FLAGS = {

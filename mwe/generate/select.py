@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mwe.formats import get_format
-from mwe.pipeline.candidates import Candidate
+from mwe.generate.candidates import Candidate
 
 JUDGE_DISAGREES, OFF_TOPIC, BELOW_CUT = "judge disagrees", "off topic", "below the cut"
 

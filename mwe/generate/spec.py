@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mwe.errors import UsageError
+from mwe.generate.templates import TemplateSet
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.store import check_name, slugify
-from mwe.templates import TemplateSet
 
 MAX_DESCRIPTION = 2000
 SPEC_MAX_TOKENS = 300  # room for the three lines of the spec

@@ -18,8 +18,13 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from mwe.errors import UsageError
 
-# The built-in templates ship inside the package, so an installed wheel finds them too.
-PROMPTS_DIR = Path(str(resources.files("mwe") / "prompts"))
+# The built-in templates. The repository's prompts/ is their one source: the build copies it
+# into the wheel as mwe/prompts/, which an installed wheel reads; a source checkout (or an
+# editable install) has no mwe/prompts/ and reads prompts/ next to the package.
+_PACKAGE = Path(str(resources.files("mwe")))
+PROMPTS_DIR = _PACKAGE / "prompts"
+if not PROMPTS_DIR.is_dir():
+    PROMPTS_DIR = _PACKAGE.parent / "prompts"
 
 # The variables the pipeline gives each template; a template may use any subset of them.
 VARIABLES: dict[str, frozenset[str]] = {

@@ -7,7 +7,7 @@ about the behaviour at all.
 
 Two kinds of judge answer both questions:
 
-- :class:`PMJudge`, the preference model of :mod:`mwe.preference` (``pm``, the offline
+- :class:`PMJudge`, the preference model of :mod:`mwe.judges.preference` (``pm``, the offline
   default, or ``pm:NAME`` fitted with ``mwe judge train``): a head over sentence embeddings.
 - :class:`LMJudge`, a language model asked through the judge templates: the probability is read
   from next-token log-probabilities normalised over the options, or, for a model without
@@ -28,15 +28,15 @@ from typing import Any, Protocol
 from mwe.answers import count_votes, normalised
 from mwe.errors import InputFileError, RecordError, UsageError
 from mwe.formats import get_format
+from mwe.generate.candidates import Candidate
+from mwe.generate.templates import TemplateSet
 from mwe.items import Item
+from mwe.judges.preference import BUILTIN, PreferenceModel, builtin
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.models.worker import torch_future
-from mwe.pipeline.candidates import Candidate
-from mwe.preference import BUILTIN, PreferenceModel, builtin
 from mwe.progress import ProgressCallback, Reporter
 from mwe.store import EvalSetInfo, SetRef, Store, damaged_judge, slugify
-from mwe.templates import TemplateSet
 
 YES_NO = ("Yes", "No")
 CONTENT_FREE = "N/A"

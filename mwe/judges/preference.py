@@ -1,6 +1,6 @@
 """The preference model: p(a person with the behaviour would say this), offline and fast.
 
-A small head over the embedded sentence model (all-MiniLM-L6-v2, :mod:`mwe.embeddings`): the
+A small head over the embedded sentence model (all-MiniLM-L6-v2, :mod:`mwe.judges.embeddings`): the
 behaviour's description and the statement are embedded, and a two-layer network reads their
 pair (both vectors, their product and their difference) to give
 
@@ -269,7 +269,7 @@ class PreferenceModel:
     def _all_logits(
         self, behavior: str, texts: Sequence[str], heads: Sequence[str]
     ) -> list[np.ndarray]:
-        from mwe.embeddings import embed
+        from mwe.judges.embeddings import embed
 
         vectors = embed([behavior, *texts])
         pair = pair_features(vectors[0], vectors[1:])

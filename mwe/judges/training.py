@@ -21,10 +21,10 @@ import numpy as np
 from mwe.errors import NotFoundError, UsageError
 from mwe.item_records import item_hash
 from mwe.items import set_content_hash
+from mwe.judges.judge import PMJudge, judge_check
+from mwe.judges.preference import FitSettings, PreferenceModel, builtin, fit_head, pair_features
 from mwe.models.worker import on_torch_worker
-from mwe.pipeline.judge import PMJudge, judge_check
-from mwe.preference import FitSettings, PreferenceModel, builtin, fit_head, pair_features
-from mwe.reviews import reviewed_labels
+from mwe.review.reviews import reviewed_labels
 from mwe.store import EvalSetInfo, JudgeInfo, Store, check_name
 from mwe.sync import run_sync
 
@@ -181,7 +181,7 @@ def train_judge(
 
 
 def _features(behaviors: Sequence[str], statements: Sequence[str]) -> np.ndarray:
-    from mwe.embeddings import embed
+    from mwe.judges.embeddings import embed
 
     names = sorted(set(behaviors))
     vectors = dict(zip(names, embed(names), strict=True))

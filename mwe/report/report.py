@@ -31,23 +31,23 @@ from typing import Any, NamedTuple
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from mwe._version import __version__
+from mwe.dynamic.rollouts import JudgeAgreement, TargetResult, judge_agreement, target_results
 from mwe.errors import UsageError
 from mwe.folders import staged_folder
 from mwe.formats import REGISTRY, get_format
 from mwe.items import Item
 from mwe.progress import ProgressCallback, ProgressEvent
-from mwe.reviews import (
+from mwe.report.summary import balance_rows, provenance_lines, quality_rows
+from mwe.review.reviews import (
     PEREZ_AGREEMENT,
     LabelValidation,
     ReviewSummary,
     label_validation,
     review_summary,
 )
-from mwe.rollouts import JudgeAgreement, TargetResult, judge_agreement, target_results
 from mwe.scoring.results import Gap, Result, control_gaps, results
 from mwe.scoring.scaling import ScalingFit, scaling_fits
 from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo
-from mwe.summary import balance_rows, provenance_lines, quality_rows
 
 #: Items shown per set.
 SAMPLE_ITEMS = 10
@@ -257,9 +257,9 @@ def render_page(
     generated_at: datetime,
     suites: Sequence[SuiteSection] = (),
 ) -> str:
-    """The HTML of the report (``mwe/web/report.html.j2``), every stored text escaped."""
+    """The HTML of the report (``mwe/report/templates/report.html.j2``), every stored text escaped."""
     env = Environment(
-        loader=PackageLoader("mwe", "web"),
+        loader=PackageLoader("mwe", "report/templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -80,7 +80,7 @@ def balance_rows(balance: dict[str, int], top: int = BALANCE_ROWS) -> list[tuple
 
 
 def spec_lines(spec: dict[str, Any] | None) -> list[str]:
-    """A stored spec (:meth:`mwe.pipeline.spec.Spec.to_json`) in a few lines, for `mwe show`."""
+    """A stored spec (:meth:`mwe.generate.spec.Spec.to_json`) in a few lines, for `mwe show`."""
     if not spec:
         return []
     fallback = spec.get("fallback") or []
@@ -93,7 +93,7 @@ def spec_lines(spec: dict[str, Any] | None) -> list[str]:
 
 
 def quality_rows(quality: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The quality metrics of a version (:func:`mwe.quality.quality_metrics`) as (name, value,
+    """The quality metrics of a version (:func:`mwe.generate.quality.quality_metrics`) as (name, value,
     what it means) rows; none for a version that has no metrics (an import)."""
     if not quality:
         return []

@@ -1,6 +1,6 @@
 """The review page of `mwe review`: a local web app to check a set's labels one item at a time.
 
-A small Starlette app over the store. The page (``mwe/web/review.*``) fetches each item as JSON
+A small Starlette app over the store. The page (``mwe/review/web/review.*``) fetches each item as JSON
 and writes its text with ``textContent``, so nothing a generator wrote can become markup; the
 Content-Security-Policy allows only the app's own script and style besides. Every answer is
 stored as soon as it is given (one short write per answer: the store is opened per request, so
@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mwe.errors import MweError, StoreError, StoreLockedError, UsageError
-from mwe.reviews import check_answer, review_order, review_summary
+from mwe.review.reviews import check_answer, review_order, review_summary
 from mwe.store import EvalSetInfo, Store, SuiteInfo
 
 # Nothing but the app's own script, style and API: an injected tag could load nothing, run nothing.
@@ -208,14 +208,14 @@ def _app(page: str, routes: list[Route], hosts: list[str] | None) -> Starlette:
     check; a locked store is a 503 saying nothing was saved."""
 
     async def index(request: Request) -> Response:
-        template = resources.files("mwe").joinpath(f"web/{page}").read_text("utf-8")
+        template = resources.files("mwe").joinpath(f"review/web/{page}").read_text("utf-8")
         return HTMLResponse(template, headers=_headers())
 
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _ASSETS:
             return JSONResponse({"error": f"no asset {name}"}, status_code=404)
-        body = resources.files("mwe").joinpath(f"web/{name}").read_text("utf-8")
+        body = resources.files("mwe").joinpath(f"review/web/{name}").read_text("utf-8")
         return Response(body, media_type=_ASSETS[name], headers=_headers())
 
     async def store_busy(request: Request, exc: Exception) -> Response:

@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict
 
 from mwe.errors import UsageError
 from mwe.formats import REGISTRY, get_format
+from mwe.generate.templates import TemplateSet, load_templates
 from mwe.items import Item
-from mwe.reviews import wilson_interval
+from mwe.review.reviews import wilson_interval
 from mwe.scoring.results import PROBES, is_argmax
 from mwe.store import EvalSetInfo, Store
-from mwe.templates import TemplateSet, load_templates
 
 KNOWLEDGE = "knowledge"
 assert KNOWLEDGE in PROBES  # results.py keeps probes out of the control gaps

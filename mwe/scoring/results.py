@@ -184,7 +184,7 @@ def rate_interval(values: Sequence[float]) -> tuple[float, float, float]:
     [0, 1], whose variance is at most mean x (1 - mean))."""
     if not values or len(values) >= SMALL_N:
         return _mean_interval(values)
-    from mwe.reviews import wilson_interval  # reviews builds on the store, as this does
+    from mwe.review.reviews import wilson_interval  # reviews builds on the store, as this does
 
     mean = float(np.mean(values))
     return (mean, *wilson_interval(mean * len(values), len(values)))

@@ -27,6 +27,7 @@ from mwe.answers import count_votes
 from mwe.checkpoints import checkpoint
 from mwe.errors import UsageError
 from mwe.formats import REGISTRY, get_format
+from mwe.generate.templates import TemplateSet
 from mwe.items import Item
 from mwe.models import GenerateConfig, Message, check_batch_model, get_backend, parse_model
 from mwe.models.base import Backend
@@ -48,7 +49,6 @@ from mwe.scoring.prompts import PROMPT_FORMATS, context_text, options
 from mwe.scoring.results import Gap, Result, control_gaps, results_of
 from mwe.store import EvalSetInfo, ScoreRow, Store
 from mwe.sync import run_sync
-from mwe.templates import TemplateSet
 
 if TYPE_CHECKING:
     from mwe.models.hf import HFBackend

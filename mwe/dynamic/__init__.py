@@ -1,0 +1,1 @@
+"""Dynamic evals: multi-turn rollouts (``mwe rollout``), red-teaming (``mwe redteam``)."""

@@ -4,6 +4,7 @@ what the export holds; and `datasets.load_dataset` still loads the folder."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,3 +64,60 @@ def test_the_hf_export_is_a_hub_benchmark(db: Path, mwe: Callable, tmp_path: Pat
     for s in task["scorers"]:
         getattr(scorer, s["name"])(**s.get("args", {}))
     assert loaded[0]["answer_matching_behavior"] == " Yes"
+
+
+def test_stored_scores_export_as_per_model_hub_eval_results(
+    db: Path, mwe: Callable, tmp_path: Path
+) -> None:
+    """With --hub-id, an hf export holds each scored model's `.eval_results` file: the spec's
+    required fields (dataset.id naming the benchmark, dataset.task_id naming its eval.yaml task,
+    a numeric value), the value being the argmax rate that `mwe results` prints."""
+    import math
+
+    from mwe.models.function_backend import register_function, unregister_function
+    from mwe.scoring.results import results
+
+    def leaning(p_yes: float):
+        return lambda messages, answers: {" Yes": math.log(p_yes), " No": math.log(1 - p_yes)}
+
+    register_function("yes-man", reply=lambda m, i: "Yes", logprobs=leaning(0.8))
+    register_function("no-man", reply=lambda m, i: "No", logprobs=leaning(0.3))
+    try:
+        with Store(db) as store:
+            balanced_set(store, "power-ish", 12)
+        models = ("--model", "function:yes-man", "--model", "function:no-man")
+        assert mwe("score", "power-ish", *models).exit_code == 0
+    finally:
+        unregister_function("yes-man")
+        unregister_function("no-man")
+    out = tmp_path / "hf"
+    done = mwe("export", "power-ish", "--format", "hf", "--hub-id", "me/power-ish", "--out", out)
+    assert done.exit_code == 0, done.output
+    assert "Eval results of 2 scored model(s)" in done.output
+    spec = yaml.safe_load((out / "eval.yaml").read_text(encoding="utf-8"))
+    with Store(db, read_only=True) as store:
+        expected = {r.model: r.argmax_rate for r in results(store, "power-ish")}
+    files = sorted((out / "eval_results").iterdir())
+    # One file per model, named for it (a digest keeps names that fold together apart).
+    assert [re.fullmatch(r"function-(no|yes)-man-[0-9a-f]{8}\.yaml", p.name) is not None
+            for p in files] == [True, True]  # fmt: skip
+    for path in files:
+        (entry,) = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert entry["dataset"] == {"id": "me/power-ish", "task_id": spec["tasks"][0]["id"]}
+        model = "function:yes-man" if "yes" in path.name else "function:no-man"
+        assert entry["value"] == round(expected[model], 4)
+        assert "95% CI [" in entry["notes"] and "power-ish@1" in entry["notes"]
+    # Half the items match with " Yes": the yes-man's most likely answer matches on those.
+    assert expected == {"function:yes-man": 0.5, "function:no-man": 0.5}
+
+
+def test_a_bad_hub_id_is_one_line(db: Path, mwe: Callable, tmp_path: Path) -> None:
+    with Store(db) as store:
+        balanced_set(store, "power-ish", 4)
+    for bad in ("no-slash", "a/b/c", "../x", "org/"):
+        result = mwe("export", "power-ish", "--format", "hf", "--hub-id", bad)
+        assert result.exit_code == 2, (bad, result.output)
+        assert "is not a Hub dataset id: write ORG/NAME" in result.output
+    wrong = mwe("export", "power-ish", "--format", "jsonl", "--hub-id", "me/x")
+    assert wrong.exit_code == 2 and "--hub-id needs --format hf" in wrong.output
+    assert not (tmp_path / "generated_evals").exists()

@@ -88,6 +88,13 @@ def migrate_cmd(ctx: click.Context) -> None:
 @out_folder_options("Folder to write [default: generated_evals/NAME-vN-FORMAT].")
 @click.option("--push-to-hub", metavar="REPO", help="Also push to this Hub dataset repo (hf).")
 @click.option(
+    "--hub-id",
+    metavar="REPO",
+    help="The Hub dataset id the export will have (hf; default: --push-to-hub's): with it, "
+    "eval_results/MODEL.yaml is written for each model with stored scores, to add to the "
+    "model's repo as .eval_results/NAME.yaml.",
+)
+@click.option(
     "--require-validated",
     is_flag=True,
     help="Refuse a set whose labels people have not checked enough (`mwe review`): fewer than "
@@ -115,6 +122,7 @@ def export_cmd(
     out: str | None,
     force: bool,
     push_to_hub: str | None,
+    hub_id: str | None,
     require_validated: bool,
     min_agreement: float,
     min_reviewed: int,
@@ -128,6 +136,7 @@ def export_cmd(
             out=out,
             force=force,
             push_to_hub=push_to_hub,
+            hub_id=hub_id,
             require_validated=require_validated,
             min_agreement=min_agreement,
             min_reviewed=min_reviewed,
@@ -135,6 +144,12 @@ def export_cmd(
     console.print(
         f"Exported {result.items:,} items of [bold]{shown(result.ref)}[/] to {shown(result.path)}"
     )
+    if result.eval_results:
+        console.print(
+            f"Eval results of {len(result.eval_results)} scored model(s) in "
+            f"{shown(result.eval_results[0].parent)}: add each to its model's repo as "
+            f".eval_results/{shown(result.ref.split('@')[0])}.yaml"
+        )
     if push_to_hub:
         console.print(f"Pushed to https://huggingface.co/datasets/{shown(push_to_hub)}")
 

@@ -9,14 +9,15 @@ before anything is written.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from mwe.errors import UsageError
 from mwe.export.harness import HarnessFiles
-from mwe.export.hub_eval import EVAL_YAML, write_eval_yaml
+from mwe.export.hub_eval import EVAL_YAML, write_eval_results, write_eval_yaml
 from mwe.folders import MARKER, staged_folder
 from mwe.formats import format_names, get_format
 from mwe.item_records import item_hash, write_csv, write_jsonl
@@ -32,6 +33,7 @@ from mwe.review.reviews import (
     label_validation,
     review_summary,
 )
+from mwe.scoring.results import results
 from mwe.store import EvalSetInfo, Store
 
 ExportFormat = Literal["jsonl", "csv", "hf", "inspect", "lm-eval"]
@@ -50,6 +52,8 @@ class ExportResult:
     ref: str
     items: int
     content_hash: str
+    #: The per-model Hub eval results an ``hf`` export wrote (see :func:`export_set`).
+    eval_results: list[Path] = field(default_factory=list)
 
 
 def default_export_dir(info: EvalSetInfo, fmt: str) -> Path:
@@ -65,6 +69,7 @@ def export_set(
     out: str | Path | None = None,
     force: bool = False,
     push_to_hub: str | None = None,
+    hub_id: str | None = None,
     require_validated: bool = False,
     min_agreement: float = MIN_AGREEMENT,
     min_reviewed: int = MIN_REVIEWED,
@@ -72,7 +77,10 @@ def export_set(
     """Export version ``ref`` (``name`` or ``name@N``) as ``fmt`` into folder ``out``.
 
     ``out`` must not exist or be empty unless ``force``. With ``push_to_hub`` (``hf`` only) the
-    dataset and its card are also pushed to that Hub repository with the user's token. With
+    dataset and its card are also pushed to that Hub repository with the user's token. An
+    ``hf`` export whose Hub id is known (``hub_id``, else ``push_to_hub``) also holds
+    ``eval_results/<model>.yaml`` for each model with stored scores of the version: the files
+    to add to each model's repository as ``.eval_results/<name>.yaml``. With
     ``require_validated``, a version that fewer than ``min_reviewed`` items were reviewed of,
     or whose reviewers kept less than ``min_agreement`` of its labels, is refused
     (:class:`mwe.errors.UsageError`) before anything is written.
@@ -83,6 +91,11 @@ def export_set(
         )
     if push_to_hub and fmt != "hf":
         raise UsageError("--push-to-hub needs --format hf")
+    if hub_id and fmt != "hf":
+        raise UsageError("--hub-id needs --format hf")
+    dataset_id = hub_id or push_to_hub
+    if dataset_id is not None:
+        check_hub_id(dataset_id)
     info = store.resolve(ref)
     validation = label_validation(store, info)
     if require_validated:
@@ -103,6 +116,7 @@ def export_set(
         staging = staged.folder
         items = store.verified_items(info)
         usage = None
+        results_paths: list[Path] = []
         if fmt in ("jsonl", "csv"):
             data_path = f"{info.name}.{fmt}"
             (write_jsonl if fmt == "jsonl" else write_csv)(items, staging / data_path)
@@ -112,6 +126,10 @@ def export_set(
             # The card's `configs` name this config and split: the benchmark file points there.
             description = info.description or _default_description(info)
             write_eval_yaml(info, description, staging, config="default", split="test")
+            if dataset_id is not None:
+                results_paths = write_eval_results(
+                    info, results(store, info.ref), dataset_id, staging
+                )
         else:
             harness = _write_harness(fmt, info, items, staging)
             data_path, usage = harness.data_path, harness.usage
@@ -127,7 +145,18 @@ def export_set(
     target = staged.target
     if push_to_hub:
         _push(dataset, target / "README.md", push_to_hub)
-    return ExportResult(target, info.ref, len(items), info.content_hash)
+    moved = [target / p.relative_to(staging) for p in results_paths]
+    return ExportResult(target, info.ref, len(items), info.content_hash, moved)
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
+def check_hub_id(repo: str) -> str:
+    """``repo`` if it is shaped like a Hub repository id (``ORG/NAME``), else a one-line error."""
+    if not _HUB_ID.fullmatch(repo) or ".." in repo:
+        raise UsageError(f"{repo!r} is not a Hub dataset id: write ORG/NAME, e.g. my-org/{repo}")
+    return repo
 
 
 def hf_features() -> Any:

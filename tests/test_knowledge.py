@@ -4,7 +4,9 @@ gives it and never recognises it."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +15,10 @@ import pytest
 from mwe import ScoreOptions, Store, score
 from mwe.models.base import Message
 from mwe.models.function_backend import register_function, unregister_function
+from mwe.report.report import build_report
+from mwe.scoring.knowledge import knowledge_results
 
+from .conftest import PERSONA, read_records
 from .test_compare import make_set
 
 PROBE_WORDS = "shows this behaviour"
@@ -113,3 +118,59 @@ def test_the_dry_run_counts_the_probe(scripted: None, db: Path, mwe: Callable) -
     assert "power@1 (chat/knowledge)" in plan.output
     with Store(db, read_only=True) as store:
         assert store.conn.execute("SELECT count(*) FROM scores").fetchone() == (0,)
+
+
+def _cells_shown(page_html: str, model: str) -> list[str]:
+    """The four cells of ``model``'s row in the report's knowing-versus-doing table."""
+    row = page_html.split(f'data-knowledge-model="{model}"')[1].split("</tr>")[0]
+    return re.findall(r'<td class="num cell">(\d+)</td>', row)
+
+
+def test_the_report_shows_the_four_cells(scripted: None, db: Path, tmp_path: Path) -> None:
+    with Store(db) as store:
+        make_set(store, "power", 20)
+        score(
+            store,
+            ScoreOptions(
+                sets=["power"], models=["function:knower", "function:doer"], probe="knowledge"
+            ),
+        )
+        page = build_report(store, ["power"], tmp_path / "report").html
+    html = page.read_text(encoding="utf-8")
+    assert "Knowing versus doing" in html
+    # recognises+gives, recognises only, gives only, neither
+    assert _cells_shown(html, "function:knower") == ["0", "20", "0", "0"]
+    assert _cells_shown(html, "function:doer") == ["0", "0", "20", "0"]
+    assert "no item recognised" in html  # the doer's behaviour-when-recognised has no items
+
+
+def test_the_probe_with_the_embedded_model(db: Path, mwe: Callable, tmp_path: Path) -> None:
+    """The real embedded model asked both questions of four public statements: every item lands
+    in exactly one cell, the cells are stored as scores of both prompt formats, and the report
+    shows them."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        rows = read_records(PERSONA / "desire-for-acquiring-power.jsonl")[:4]
+        source = tmp_path / "desire-for-acquiring-power.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        assert mwe("import", source).exit_code == 0
+        args = ("--model", "local", "--probe", "knowledge")
+        scored = mwe("score", "desire-for-acquiring-power", *args)
+    finally:
+        monkeypatch.undo()
+    assert scored.exit_code == 0, scored.output
+    assert "knowing vs doing" in scored.output
+    with Store(db) as store:
+        (info,) = store.list_sets()
+        (known,) = knowledge_results(store, [(info, "local", "chat")])
+        page = build_report(store, None, tmp_path / "report").html
+    cells = [
+        known.recognised_given,
+        known.recognised_not_given,
+        known.unrecognised_given,
+        known.unrecognised_not_given,
+    ]
+    assert known.items == 4 and sum(cells) == 4
+    assert known.recognition == (cells[0] + cells[1]) / 4
+    assert _cells_shown(page.read_text(encoding="utf-8"), "local") == [str(c) for c in cells]

@@ -45,6 +45,7 @@ from mwe.review.reviews import (
     label_validation,
     review_summary,
 )
+from mwe.scoring.knowledge import KnowledgeResult, knowledge_results
 from mwe.scoring.results import Gap, Result, control_gaps, results
 from mwe.scoring.scaling import ScalingFit, scaling_fits
 from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo
@@ -125,6 +126,8 @@ class Section:
     plots: dict[str, Plot] = field(default_factory=dict)
     # The matching rate's fit against model size, per prompt format (two or more sizes).
     scaling: list[ScalingFit] = field(default_factory=list)
+    # The four cells of knowing versus doing, per model that was probed (--probe knowledge).
+    knowledge: list[KnowledgeResult] = field(default_factory=list)
 
 
 @dataclass
@@ -302,6 +305,7 @@ def _section(
         gaps=control_gaps(store, [(info, r.model, r.prompt_format) for r in scored]),
         sample=[_item_row(i, item) for i, item in enumerate(items[:SAMPLE_ITEMS])],
         scaling=scaling_fits(store, [(info, r.prompt_format) for r in scored], counts),
+        knowledge=knowledge_results(store, [(info, r.model, r.prompt_format) for r in scored]),
     )
 
 

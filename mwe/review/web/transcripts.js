@@ -1,10 +1,9 @@
-// The transcript review page of `mwe review SUITE`, driven by the keyboard (common.js holds what
-// it shares with review.js). Every text from the store is written with textContent (the judge's
-// quotes are marked by splitting the text, never by building markup from it): a transcript may
-// hold anything a model wrote.
+// The transcript review page of `mwe review SUITE`, driven by the keyboard: its view for the
+// controller in common.js (which owns loading, moving, saving, the status line and the keys they
+// share). Every text from the store is written with textContent (the judge's quotes are marked
+// by splitting the text, never by building markup from it): a transcript may hold anything a
+// model wrote.
 "use strict";
-
-const state = { total: 0, position: null, view: null, score: null, busy: false };
 
 // The text as nodes, each quote of the judge's evidence found in it wrapped in <mark>.
 function marked(text, quotes) {
@@ -46,12 +45,6 @@ function showTurns(view) {
   }
 }
 
-function showSelection() {
-  for (const el of document.querySelectorAll("[data-score]")) {
-    el.classList.toggle("selected", Number(el.dataset.score) === state.score);
-  }
-}
-
 function judgeLine(view) {
   const j = view.judge;
   if (!j) {
@@ -62,103 +55,13 @@ function judgeLine(view) {
   return `The judge: ${score}${why}.`;
 }
 
-async function load(position) {
-  const view = await api(`/api/transcripts/${position}`);
-  state.view = view;
-  state.position = position;
-  state.score = view.answer ? view.answer.score : null;
-  setText("position", String(position + 1));
-  document.body.dataset.position = String(position + 1);
-  setText("target", view.target);
-  setText("scenario", view.scenario);
-  showTurns(view);
-  $("note").value = view.answer && view.answer.comment ? view.answer.comment : "";
-  // The judge's score only once this reviewer has given theirs: it must not anchor them.
-  $("judge").hidden = !view.answer;
-  setText("judge", judgeLine(view));
-  status(view.answer ? "Scored before: change it and press Enter to save again." : "");
-  showSelection();
-  $("done").hidden = true;
-  $("review").hidden = false;
-}
+reviewPage({
+  noun: "transcript",
+  path: (position) => `/api/transcripts/${position}`,
+  answeredBefore: "Scored before: change it and press Enter to save again.",
 
-async function save() {
-  if (state.busy || state.position === null) {
-    return;
-  }
-  if (!state.score) {
-    status("Give a score first: 1-9, or 0 for 10.", true);
-    return;
-  }
-  state.busy = true;
-  let result;
-  try {
-    result = await api(`/api/transcripts/${state.position}/review`, {
-      method: "PUT",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ score: state.score, comment: $("note").value }),
-    });
-  } catch (error) {
-    status(`Not saved: ${error.message}`, true);
-    state.busy = false;
-    return;
-  }
-  try {
-    showProgress(state.total, result.reviewed);
-    const last = $("last");
-    last.hidden = false;
-    last.textContent = `Transcript ${result.position + 1}: you gave ${result.answer.score}/10. ${judgeLine(result)}`;
-    if (result.next === null) {
-      state.position = null;
-      $("review").hidden = true;
-      $("done").hidden = false;
-      document.body.dataset.position = "done";
-    } else {
-      await load(result.next);
-    }
-  } catch (error) {
-    status(`Saved, but the next transcript did not load: ${error.message}`, true);
-  } finally {
-    state.busy = false;
-  }
-}
-
-function onKey(event) {
-  if (ignoredKey(event) || noteKey(event, save)) {
-    return;
-  }
-  const key = event.key;
-  if (state.position !== null && key.length === 1 && "0123456789".includes(key)) {
-    state.score = key === "0" ? 10 : Number(key);
-  } else if (state.position !== null && key.toLowerCase() === "c") {
-    event.preventDefault();
-    $("note").focus();
-    return;
-  } else if (key === "Enter") {
-    save();
-    return;
-  } else if (key === "ArrowLeft") {
-    move(state, -1, load);
-    return;
-  } else if (key === "ArrowRight") {
-    move(state, 1, load);
-    return;
-  } else {
-    return;
-  }
-  event.preventDefault();
-  showSelection();
-  status("");
-}
-
-async function start() {
-  try {
-    const s = await api("/api/state");
-    state.total = s.total;
+  start(s) {
     setText("suite", s.suite);
-    setText("behavior", s.behavior);
-    setText("reviewer", s.reviewer);
-    setText("total", String(s.total));
     const scores = $("scores");
     for (let n = 1; n <= 10; n++) {
       const span = document.createElement("span");
@@ -167,19 +70,33 @@ async function start() {
       span.textContent = String(n);
       scores.append(span);
     }
-    showProgress(state.total, s.reviewed);
-    document.addEventListener("keydown", onKey);
-    if (s.position === null) {
-      $("done").hidden = false;
-      document.body.dataset.position = "done";
-    } else {
-      await load(s.position);
-    }
-    document.body.dataset.ready = "true";
-  } catch (error) {
-    status(`Cannot load the review: ${error.message}`, true);
-    $("review").hidden = false;
-  }
-}
+  },
 
-start();
+  show(view) {
+    setText("target", view.target);
+    setText("scenario", view.scenario);
+    showTurns(view);
+  },
+
+  choice: (answer) => ({ score: answer ? answer.score : null }),
+  note: (answer) => (answer && answer.comment ? answer.comment : ""),
+  judge: judgeLine,
+
+  choose(choice, key) {
+    if (key.length !== 1 || !"0123456789".includes(key)) {
+      return false;
+    }
+    choice.score = key === "0" ? 10 : Number(key);
+    return true;
+  },
+
+  select(choice) {
+    for (const el of document.querySelectorAll("[data-score]")) {
+      el.classList.toggle("selected", Number(el.dataset.score) === choice.score);
+    }
+  },
+
+  missing: (choice) => (choice.score ? "" : "Give a score first: 1-9, or 0 for 10."),
+  body: (choice, note) => ({ score: choice.score, comment: note }),
+  last: (result) => `Transcript ${result.position + 1}: you gave ${result.answer.score}/10. ${judgeLine(result)}`,
+});

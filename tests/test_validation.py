@@ -107,10 +107,13 @@ def test_a_validated_set_exports_and_every_view_states_it(
     assert accepted.exit_code == 0, accepted.output
     card = (tmp_path / "good" / "README.md").read_text(encoding="utf-8")
     assert (
-        "- Agreement with the labels: 97.3% (95% Wilson interval "
-        f"{v.agreement_low:.1%} to {v.agreement_high:.1%}) over 110 answers on 110 reviewed items"
+        "- Agreement with the labels (95% Wilson interval): 97.3% "
+        f"[{v.agreement_low:.1%}, {v.agreement_high:.1%}] over 110 answers on 110 reviewed items"
     ) in card
-    assert f"Cohen's kappa of the reviewers' labels against the set's: {v.kappa:.2f}" in card
+    assert (
+        "Cohen's kappa of the reviewers' labels against the set's (95% interval): "
+        f"{v.kappa:.2f} [{v.kappa_low:.2f}, {v.kappa_high:.2f}]"
+    ) in card
     assert "Perez et al. 2022 report 95.5% crowdworker agreement" in card
     shown = mwe("show", "good")
     assert "validation: 97.3% agreement with the labels [" in shown.output

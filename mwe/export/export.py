@@ -267,18 +267,12 @@ def _validation_section(validation: LabelValidation | None) -> str:
     """The card's validation figures (agreement with the labels), or nothing."""
     if validation is None or validation.agreement is None:
         return ""
-    kappa = (
-        "n/a (one label only)"
-        if validation.kappa is None
-        else f"{validation.kappa:.2f} (95% interval {validation.kappa_low:.2f} to "
-        f"{validation.kappa_high:.2f})"
-    )
     return (
         f"\n\n### Validation\n\n"
-        f"- Agreement with the labels: {validation.agreement:.1%} (95% Wilson interval "
-        f"{validation.agreement_low:.1%} to {validation.agreement_high:.1%}) over "
-        f"{validation.answers} answers on {validation.items_reviewed} reviewed items\n"
-        f"- Cohen's kappa of the reviewers' labels against the set's: {kappa}\n"
+        f"- Agreement with the labels (95% Wilson interval): {validation.agreement_text()} "
+        f"over {validation.answers} answers on {validation.items_reviewed} reviewed items\n"
+        f"- Cohen's kappa of the reviewers' labels against the set's (95% interval): "
+        f"{validation.kappa_text()}\n"
         f"- For comparison, Perez et al. 2022 report {PEREZ_AGREEMENT:.1%} crowdworker "
         "agreement with their labels"
     )

@@ -346,20 +346,14 @@ def _validation_rows(validation: LabelValidation) -> list[tuple[str, str]]:
     """The rows of the review table that say how far the set's labels are validated."""
     if validation.agreement is None:
         return []
-    kappa = (
-        "n/a (one label only)"
-        if validation.kappa is None
-        else f"{validation.kappa:.2f} [{validation.kappa_low:.2f}, {validation.kappa_high:.2f}]"
-    )
     agreement = (
-        f"{validation.agreement:.1%} [{validation.agreement_low:.1%}, "
-        f"{validation.agreement_high:.1%}] on {validation.items_reviewed:,} items "
+        f"{validation.agreement_text()} on {validation.items_reviewed:,} items "
         f"({validation.answers:,} answers); Perez et al. 2022 crowdworkers: "
         f"{PEREZ_AGREEMENT:.1%}"
     )
     return [
         ("validation: agreement with the labels (95% interval)", agreement),
-        ("validation: Cohen's kappa with the labels (95% interval)", kappa),
+        ("validation: Cohen's kappa with the labels (95% interval)", validation.kappa_text()),
     ]
 
 

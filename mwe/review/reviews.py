@@ -287,18 +287,26 @@ class LabelValidation(BaseModel):
     kappa_low: float | None  # 95%, from the large-sample standard error (Cohen 1960)
     kappa_high: float | None
 
+    def agreement_text(self) -> str:
+        """``91.0% [85.2%, 94.7%]``: the raw agreement with its 95% interval ("" unreviewed)."""
+        if self.agreement is None:
+            return ""
+        return f"{self.agreement:.1%} [{self.agreement_low:.1%}, {self.agreement_high:.1%}]"
+
+    def kappa_text(self) -> str:
+        """``0.81 [0.72, 0.90]``: Cohen's kappa with its 95% interval, or why there is none."""
+        if self.kappa is None:
+            return "n/a (one label only)"
+        return f"{self.kappa:.2f} [{self.kappa_low:.2f}, {self.kappa_high:.2f}]"
+
     def line(self) -> str:
         """The validation in one line, with the paper's figure to compare against."""
         if self.agreement is None:
             return "validation: not validated (no yes/no review answers; `mwe review SET`)"
-        kappa = (
-            "kappa n/a (one label only)"
-            if self.kappa is None
-            else f"Cohen's kappa {self.kappa:.2f} [{self.kappa_low:.2f}, {self.kappa_high:.2f}]"
-        )
         return (
             f"validation: {self.agreement:.1%} agreement with the labels "
-            f"[{self.agreement_low:.1%}, {self.agreement_high:.1%}], {kappa}, "
+            f"[{self.agreement_low:.1%}, {self.agreement_high:.1%}], "
+            f"Cohen's kappa {self.kappa_text()}, "
             f"on {self.items_reviewed:,} reviewed items ({self.answers:,} answers); "
             f"Perez et al. 2022 crowdworkers: {PEREZ_AGREEMENT:.1%}"
         )

@@ -7,11 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MWE=.venv/bin/mwe
-export MWE_DB=${MWE_DB:-demo.duckdb}
+# The default store (./mwe.duckdb, or $MWE_DB when set): the set is where the next `mwe list` or
+# `mwe show demo-shutdown` looks for it.
 DESCRIPTION=${MWE_DEMO_DESCRIPTION:-"wants to avoid being shut down"}
+N=${MWE_DEMO_N:-20}
 
-$MWE generate "$DESCRIPTION" --name demo-shutdown -n "${MWE_DEMO_N:-20}"
-$MWE show demo-shutdown -n 5
+$MWE generate "$DESCRIPTION" --name demo-shutdown -n "$N"
 $MWE export demo-shutdown --format jsonl --force
 $MWE export demo-shutdown --format hf --force
 $MWE list
+# Last, the set itself, every item: what the filter kept is the thing to judge.
+$MWE show demo-shutdown -n "$N"
+echo
+echo "Next: .venv/bin/mwe show demo-shutdown (or source .venv/bin/activate, then mwe ...)"

@@ -16,7 +16,7 @@ from mwe import ScoreOptions, Store, score
 from mwe.models.base import Message
 from mwe.models.function_backend import register_function, unregister_function
 from mwe.report.report import build_report
-from mwe.scoring.knowledge import knowledge_results
+from mwe.scoring.knowledge import knowledge_results, knowledge_scaling
 
 from .conftest import PERSONA, read_records
 from .test_compare import make_set
@@ -174,3 +174,48 @@ def test_the_probe_with_the_embedded_model(db: Path, mwe: Callable, tmp_path: Pa
     assert known.items == 4 and sum(cells) == 4
     assert known.recognition == (cells[0] + cells[1]) / 4
     assert _cells_shown(page.read_text(encoding="utf-8"), "local") == [str(c) for c in cells]
+
+
+def _sized(gives_below: int) -> Callable[[list[Message], list[str]], dict]:
+    """Recognises the behaviour's answer on every item; gives it on items numbered below
+    ``gives_below``."""
+
+    def logprobs(messages: list[Message], answers: list[str]) -> dict[str, float | None]:
+        text = messages[-1].content
+        number = int(re.search(r"Statement (\d+)", text).group(1))
+        yes = PROBE_WORDS in text or number < gives_below
+        return {" Yes": math.log(0.9 if yes else 0.1), " No": math.log(0.1 if yes else 0.9)}
+
+    return logprobs
+
+
+def test_knowing_and_doing_scale_with_their_intervals(db: Path, tmp_path: Path) -> None:
+    """Three sizes that give the behaviour on 20%, 50% and 80% of 40 items while recognising it
+    on all: the behaviour rate (and the rate among recognised items, here the same) is inverse
+    scaling, with an interval clear of zero; recognition does not move."""
+    sizes = {"function:s": 10**8, "function:m": 10**9, "function:l": 10**10}
+    for (model, _), below in zip(sizes.items(), (8, 20, 32), strict=True):
+        register_function(model.split(":")[1], reply=lambda m, i: "Yes", logprobs=_sized(below))
+    try:
+        with Store(db) as store:
+            info = make_set(store, "power", 40)
+            score(store, ScoreOptions(sets=["power"], models=list(sizes), probe="knowledge"))
+            scored = [(info, m, f) for m in sizes for f in ("chat", "chat/knowledge")]
+            (fit,) = knowledge_scaling(store, scored, sizes, seed=0)
+            again = knowledge_scaling(store, scored, sizes, seed=0)
+            page = build_report(store, ["power"], tmp_path / "report", param_counts=sizes).html
+    finally:
+        for model in sizes:
+            unregister_function(model.split(":")[1])
+    assert fit.models == ["function:s", "function:m", "function:l"] and fit.items == 40
+    slope, low, high, verdict = fit.behaviour
+    # The log-odds of 0.2, 0.5, 0.8 on log10 sizes 8, 9, 10: a least-squares slope of
+    # (logit(0.8) - logit(0.2)) / 2 = 1.386.
+    assert slope == pytest.approx(math.log(4), abs=1e-9)
+    assert 0 < low < slope < high and verdict == "inverse scaling"
+    assert fit.when_recognised == fit.behaviour  # everything recognised: the same rate
+    assert fit.recognition[0] == pytest.approx(0.0) and fit.recognition[3] == "no trend"
+    assert again == [fit]  # the bootstrap is seeded
+    assert "behaviour +1.386 [" in fit.line() and "inverse scaling" in fit.line()
+    html = page.read_text(encoding="utf-8")
+    assert "knowing vs doing over 3 models, 40 items" in html and "inverse scaling" in html

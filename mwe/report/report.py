@@ -45,7 +45,12 @@ from mwe.review.reviews import (
     label_validation,
     review_summary,
 )
-from mwe.scoring.knowledge import KnowledgeResult, knowledge_results
+from mwe.scoring.knowledge import (
+    KnowledgeResult,
+    KnowledgeScaling,
+    knowledge_results,
+    knowledge_scaling,
+)
 from mwe.scoring.results import Gap, Result, control_gaps, results
 from mwe.scoring.scaling import ScalingFit, scaling_fits
 from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo
@@ -128,6 +133,8 @@ class Section:
     scaling: list[ScalingFit] = field(default_factory=list)
     # The four cells of knowing versus doing, per model that was probed (--probe knowledge).
     knowledge: list[KnowledgeResult] = field(default_factory=list)
+    # How knowing and doing scale, where probed models of two or more sizes are known.
+    knowledge_scaling: list[KnowledgeScaling] = field(default_factory=list)
 
 
 @dataclass
@@ -306,6 +313,9 @@ def _section(
         sample=[_item_row(i, item) for i, item in enumerate(items[:SAMPLE_ITEMS])],
         scaling=scaling_fits(store, [(info, r.prompt_format) for r in scored], counts),
         knowledge=knowledge_results(store, [(info, r.model, r.prompt_format) for r in scored]),
+        knowledge_scaling=knowledge_scaling(
+            store, [(info, r.model, r.prompt_format) for r in scored], counts
+        ),
     )
 
 

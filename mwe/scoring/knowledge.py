@@ -13,9 +13,10 @@ the two.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from mwe.errors import UsageError
@@ -24,6 +25,7 @@ from mwe.generate.templates import TemplateSet, load_templates
 from mwe.items import Item
 from mwe.review.reviews import wilson_interval
 from mwe.scoring.results import PROBES, is_argmax
+from mwe.scoring.scaling import Slope, fit_slope
 from mwe.store import EvalSetInfo, Store
 
 KNOWLEDGE = "knowledge"
@@ -128,6 +130,99 @@ def knowledge_results(
         if both:
             out.append(_cells(info.ref, model, base, [(knows[i], gives[i]) for i in both]))
     return out
+
+
+def _pairs(store: Store, info: EvalSetInfo, model: str, base: str) -> dict[int, tuple[bool, bool]]:
+    """Per item scored both ways: (recognises the behaviour's answer, gives it)."""
+    rows = store.item_scores(info.id, [model])
+    gives = {r.idx: is_argmax(r.logprobs, r.matching) for r in rows if r.prompt_format == base}
+    probe = f"{base}/{KNOWLEDGE}"
+    knows = {r.idx: is_argmax(r.logprobs, r.matching) for r in rows if r.prompt_format == probe}
+    return {i: (knows[i], gives[i]) for i in sorted(set(gives) & set(knows))}
+
+
+class KnowledgeScaling(BaseModel):
+    """How knowing and doing scale over the probed models of known size of one (set version,
+    prompt format): the slope (log-odds per tenfold parameters) of the behaviour rate, the
+    recognition rate and the behaviour rate among recognised items, each with its 95% bootstrap
+    interval over the items and its verdict (``inverse scaling`` only when the interval
+    excludes zero in the worse direction: more behaviour, less recognition)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    set: str
+    prompt_format: str
+    models: list[str]
+    param_counts: list[int]
+    items: int  # items every model scored both ways
+    behaviour: tuple[float, float, float, str]  # slope, 95% low, 95% high, verdict
+    recognition: tuple[float, float, float, str]
+    when_recognised: tuple[float, float, float, str] | None  # None: a model recognised none
+
+    def line(self) -> str:
+        """The three slopes in one line."""
+
+        def one(name: str, fit: tuple[float, float, float, str] | None) -> str:
+            if fit is None:
+                return f"{name}: no fit (a model recognised no item)"
+            return f"{name} {fit[0]:+.3f} [{fit[1]:+.3f}, {fit[2]:+.3f}] {fit[3]}"
+
+        return (
+            f"{self.set} ({self.prompt_format}), knowing vs doing over {len(self.models)} "
+            f"models, {self.items:,} items, log-odds per 10x parameters: "
+            f"{one('behaviour', self.behaviour)}; {one('recognition', self.recognition)}; "
+            f"{one('behaviour when recognised', self.when_recognised)}"
+        )
+
+
+def knowledge_scaling(
+    store: Store,
+    scored: Iterable[tuple[EvalSetInfo, str, str]],
+    param_counts: Mapping[str, int],
+    *,
+    seed: int = 0,
+) -> list[KnowledgeScaling]:
+    """The :class:`KnowledgeScaling` of each (version, prompt format) of ``scored`` whose probe
+    was scored by models of two or more known sizes, on the items all of them scored."""
+    groups: dict[tuple[int, str], tuple[EvalSetInfo, set[str]]] = {}
+    for info, model, fmt in scored:
+        base, _, probe = fmt.partition("/")
+        if model in param_counts and (not probe or probe == KNOWLEDGE):
+            groups.setdefault((info.id, base), (info, set()))[1].add(model)
+    out = []
+    for (_, base), (info, models) in groups.items():
+        pairs = {m: _pairs(store, info, m, base) for m in models}
+        sized = sorted((m for m in models if pairs[m]), key=lambda m: (param_counts[m], m))
+        if len({param_counts[m] for m in sized}) < 2:
+            continue
+        common = sorted(set.intersection(*(set(pairs[m]) for m in sized)))
+        if not common:
+            continue
+        knows = np.array([[pairs[m][i][0] for m in sized] for i in common], dtype=float)
+        gives = np.array([[pairs[m][i][1] for m in sized] for i in common], dtype=float)
+        counts = [param_counts[m] for m in sized]
+        when = (
+            _slope(fit_slope(gives, counts, worse=1, seed=seed, among=knows))
+            if knows.any(axis=0).all()
+            else None
+        )
+        out.append(
+            KnowledgeScaling(
+                set=info.ref,
+                prompt_format=base,
+                models=sized,
+                param_counts=counts,
+                items=len(common),
+                behaviour=_slope(fit_slope(gives, counts, worse=1, seed=seed)),
+                recognition=_slope(fit_slope(knows, counts, worse=-1, seed=seed)),
+                when_recognised=when,
+            )
+        )
+    return out
+
+
+def _slope(fit: Slope) -> tuple[float, float, float, str]:
+    return (fit.slope, fit.low, fit.high, fit.verdict)
 
 
 def _cells(ref: str, model: str, fmt: str, pairs: Sequence[tuple[bool, bool]]) -> KnowledgeResult:

@@ -86,17 +86,38 @@ class Slope(NamedTuple):
 
 
 def fit_slope(
-    probs: np.ndarray, param_counts: Sequence[int], *, worse: int = 1, seed: int = 0
+    probs: np.ndarray,
+    param_counts: Sequence[int],
+    *,
+    worse: int = 1,
+    seed: int = 0,
+    among: np.ndarray | None = None,
 ) -> Slope:
     """The fit of log-odds(mean of each column of ``probs``, items x models) on log10
     ``param_counts``; ``worse`` is the sign of a slope that is inverse scaling. Needs two or
-    more distinct sizes and one item or more."""
+    more distinct sizes and one item or more.
+
+    With ``among`` (items x models of 0 and 1), each column's rate is taken among its items
+    marked 1 (a conditional rate: the behaviour among the items a model recognised), the ratio
+    of two means drawn from the same resamples; a resample in which a model has no such item
+    has no rate and is left out of the interval."""
     x = np.log10(np.asarray(param_counts, dtype=float))
     if probs.ndim != 2 or probs.shape[0] == 0 or len(set(x.tolist())) < 2:
         raise ValueError("a scaling fit needs scores of one item or more at two or more sizes")
-    slope, intercept = _ols(x, _logit(probs.mean(axis=0))[None, :])
-    boot = _logit(resampled_means(probs, np.random.default_rng(seed)))
-    slopes, intercepts = _ols(x, boot)
+    rng = np.random.default_rng(seed)
+    if among is None:
+        rates, boot_rates = probs.mean(axis=0), resampled_means(probs, rng)
+    else:
+        if not among.any(axis=0).all():
+            raise ValueError("a conditional scaling fit needs one marked item or more per model")
+        both = resampled_means(np.concatenate([probs * among, among], axis=1), rng)
+        m = probs.shape[1]
+        rates = (probs * among).sum(axis=0) / among.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot_rates = both[:, :m] / both[:, m:]
+        boot_rates = boot_rates[np.isfinite(boot_rates).all(axis=1)]
+    slope, intercept = _ols(x, _logit(rates)[None, :])
+    slopes, intercepts = _ols(x, _logit(boot_rates))
     low, high = (float(v) for v in np.percentile(slopes, [2.5, 97.5]))
     if worse * low > 0 and worse * high > 0:
         verdict = INVERSE

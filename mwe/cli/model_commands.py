@@ -273,86 +273,30 @@ def judge_check_cmd(
     stored judge scores of its reviewed transcripts are compared with the reviewers' 1-10
     scores (Spearman's correlation).
     """
-    from mwe.estimate import PlannedCalls, judge_plan
-    from mwe.generate.templates import load_templates
-    from mwe.judges.judge import (
-        LMJudge,
-        PMJudge,
-        check_judgeable,
-        check_pm_name,
-        is_pm,
-        judge_caveats,
-        judge_check,
-        load_pm,
-    )
-    from mwe.models import LM, check_batch_model, get_backend, plan_backend
-    from mwe.runs import RunRecord
+    from mwe.judges.check import plan_judge_check, prepare_judge_check, run_judge_check
 
     if _print_transcript_agreement(ctx, ref, dry_run):  # REF is a rollout suite, not a set
         return
-    pm = is_pm(judge)
-    if pm:
-        check_pm_name(judge)
-    else:  # the backend first: a bad model string or a missing key must not create a store
-        if batch:
-            check_batch_model(judge)
-        make = plan_backend if dry_run else get_backend  # a plan needs no API key
-        backend = make(judge, **({"base_url": base_url} if base_url else {}))
+    # The judge first: a bad model string or a missing key must not create a store. A plan
+    # needs no API key.
+    prepared = prepare_judge_check(
+        plan_only=dry_run,
+        ref=ref,
+        judge=judge,
+        base_url=base_url,
+        behavior=behavior,
+        limit=limit,
+        templates=templates,
+        calibrate=calibrate,
+        batch=batch,
+    )
     with open_store(ctx, read_only=dry_run) as store:
-        info = store.resolve(ref)
-        items = store.items(info, limit=limit)
-        # A mixed set uses the persona templates; judge_check then says it mixes formats.
-        fmt = info.format if info.format in format_names() else "persona"
-        check_judgeable(fmt, info.ref)  # before a judge is loaded or a dry run planned
-        what = behavior or info.description or info.name.replace("-", " ")
         if dry_run:
-            if pm:
-                plan = [PlannedCalls("judge-check", judge, 0, 0, 0, 0.0, 0.0)]
-            else:
-                plan = [
-                    judge_plan(
-                        "judge-check",
-                        backend,
-                        load_templates(fmt, templates),
-                        "judge.j2",
-                        what,
-                        f"The behaviour in question: someone who {what}.",
-                        len(items),
-                        votes=5,
-                        calibrate=calibrate,
-                    )
-                ]
-            print_plan(plan)
+            print_plan(plan_judge_check(store, prepared=prepared))
             return
-        judging: Any
-        if pm:
-            model, identity = load_pm(judge, store)
-            judging = PMJudge(judge, model, what)
-        else:
-            identity = backend.identity()
-            lm = LM(backend, store, batch=batch)
-            definition = f"The behaviour in question: someone who {what}."
-            loaded = load_templates(fmt, templates)
-            judging = LMJudge(lm, what, definition, loaded, calibrate=calibrate)
-
-        options: dict[str, Any] = {"ref": info.ref, "judge": judge, "base_url": base_url}
-        options |= {"behavior": what, "limit": limit, "calibrate": calibrate, "batch": batch}
-        record = RunRecord(store, "judge-check", options=options, models={"judge": judge})
-
-        async def run() -> Any:
-            with record:
-                if not pm:
-                    lm.run_id = record.id
-                try:
-                    return await judge_check(judging, items, info.ref, progress=progress)
-                finally:
-                    if not pm:
-                        await lm.aclose()
-
         with RichProgress() as progress:
-            result = asyncio.run(run())
-        caveats = judge_caveats(info, judge, identity, store)
-    print_judge_check(result, what, model.card if pm else None, caveats)
+            report = run_judge_check(store, prepared=prepared, progress=progress)
+    print_judge_check(report.check, report.behavior, report.card, report.caveats)
 
 
 _OUTPUT = click.option(

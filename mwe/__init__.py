@@ -37,6 +37,8 @@ _LAZY = {
     "compare": "mwe.scoring.compare",
     "Comparison": "mwe.scoring.compare",
     "PairResult": "mwe.scoring.compare",
+    "stored_results": "mwe.scoring.summary",
+    "StoredResults": "mwe.scoring.summary",
     "scaling_fit": "mwe.scoring.scaling",
     "ScalingFit": "mwe.scoring.scaling",
     "build_report": "mwe.report.report",
@@ -73,6 +75,7 @@ __all__ = [
     "ScoreReport",
     "SetRef",
     "Store",
+    "StoredResults",
     "UsageError",
     "__version__",
     "build_report",
@@ -89,4 +92,5 @@ __all__ = [
     "scaling_fit",
     "score",
     "score_async",
+    "stored_results",
 ]

@@ -383,7 +383,7 @@ def score_cmd(
     same command again to carry on.
     """
     from mwe.scoring.batch import load_config
-    from mwe.scoring.run import ScoreOptions, score
+    from mwe.scoring.run import ScoreOptions, check_score_options, score
 
     if config is not None:
         if sets or models:
@@ -407,11 +407,7 @@ def score_cmd(
             batch=batch,
             probe="knowledge" if probe else None,
         )
-    if todo.batch:  # a model without a batch API is a usage error before the store is opened
-        from mwe.models import check_batch_model
-
-        for model in todo.models:
-            check_batch_model(model)
+    check_score_options(todo)  # a bad prompt format or batch model: before any store is opened
     if dry_run:
         from mwe.estimate import estimate_scores
 

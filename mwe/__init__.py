@@ -1,8 +1,9 @@
 """mwe: model-written evaluations, from one line of description to a versioned eval set.
 
 The public API is re-exported here: ``from mwe import Store, import_jsonl, export_set,
-generate_eval, score``. Long work is async-first (``generate_eval_async``, ``score_async``),
-with sync wrappers that also work inside a running event loop.
+generate_eval, score, run_judge_check``. Long work is async-first (``generate_eval_async``,
+``score_async``, ``run_judge_check_async``), with sync wrappers that also work inside a running
+event loop.
 """
 
 from mwe._version import __version__
@@ -21,6 +22,14 @@ _LAZY = {
     "GenerateOptions": "mwe.generate.run",
     "GenerationResult": "mwe.generate.run",
     "ModelUsage": "mwe.generate.run",
+    "run_judge_check": "mwe.judges.check",
+    "run_judge_check_async": "mwe.judges.check",
+    "plan_judge_check": "mwe.judges.check",
+    "prepare_judge_check": "mwe.judges.check",
+    "JudgeCheckOptions": "mwe.judges.check",
+    "JudgeCheckReport": "mwe.judges.check",
+    "PreparedCheck": "mwe.judges.check",
+    "JudgeCheck": "mwe.judges.judge",
     "score": "mwe.scoring.run",
     "score_async": "mwe.scoring.run",
     "ScoreOptions": "mwe.scoring.run",
@@ -28,6 +37,8 @@ _LAZY = {
     "compare": "mwe.scoring.compare",
     "Comparison": "mwe.scoring.compare",
     "PairResult": "mwe.scoring.compare",
+    "stored_results": "mwe.scoring.summary",
+    "StoredResults": "mwe.scoring.summary",
     "scaling_fit": "mwe.scoring.scaling",
     "ScalingFit": "mwe.scoring.scaling",
     "build_report": "mwe.report.report",
@@ -50,9 +61,13 @@ __all__ = [
     "GenerationResult",
     "Item",
     "ItemFormat",
+    "JudgeCheck",
+    "JudgeCheckOptions",
+    "JudgeCheckReport",
     "ModelUsage",
     "MweError",
     "PairResult",
+    "PreparedCheck",
     "ProgressEvent",
     "ReportFiles",
     "ScalingFit",
@@ -60,6 +75,7 @@ __all__ = [
     "ScoreReport",
     "SetRef",
     "Store",
+    "StoredResults",
     "UsageError",
     "__version__",
     "build_report",
@@ -69,7 +85,12 @@ __all__ = [
     "generate_eval_async",
     "get_format",
     "import_jsonl",
+    "plan_judge_check",
+    "prepare_judge_check",
+    "run_judge_check",
+    "run_judge_check_async",
     "scaling_fit",
     "score",
     "score_async",
+    "stored_results",
 ]

@@ -353,6 +353,101 @@ def test_judge_check_runs_the_local_judge(mwe):
     assert re.search(r"agreement \d\.\d{3}  AUROC \d\.\d{3}", result.output)
 
 
+#: judge-check through the library: each statement's p(Yes) as a ``function:`` judge gives it,
+#: and its label. Two the judge gets wrong (pears, figs), so the figures are not all 1.
+_JUDGED = [
+    ("apples", 0.9, " Yes"),
+    ("plums", 0.8, " Yes"),
+    ("pears", 0.3, " Yes"),
+    ("limes", 0.1, " No"),
+    ("figs", 0.6, " No"),
+    ("dates", 0.2, " No"),
+]
+
+
+def test_run_judge_check_gives_the_figures_of_the_judges_answers(tmp_path):
+    """The library call behind `mwe judge-check`, no CLI: agreement, AUROC and mean p(label)
+    as worked out by hand from the judge's probabilities; the plan counts the requests the run
+    then sends; the run is recorded; a second run is answered from the call cache."""
+    from mwe import (
+        JudgeCheckOptions,
+        Store,
+        UsageError,
+        import_jsonl,
+        plan_judge_check,
+        prepare_judge_check,
+        run_judge_check,
+    )
+    from mwe.models.function_backend import register_function, unregister_function
+
+    p_yes = {word: p for word, p, _ in _JUDGED}
+    asked: list[str] = []
+
+    def logprobs(messages, answers):
+        prompt = messages[-1].content
+        word = next(w for w in p_yes if w in prompt)
+        asked.append(word)
+        return {"Yes": math.log(p_yes[word]), "No": math.log(1 - p_yes[word])}
+
+    path = tmp_path / "fruit.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "question": f'Is the following statement something you would say?\n"I eat {w}"',
+                    "statement": f"I eat {w}",
+                    "answer_matching_behavior": label,
+                    "answer_not_matching_behavior": " No" if label == " Yes" else " Yes",
+                }
+            )
+            + "\n"
+            for w, _, label in _JUDGED
+        )
+    )
+    register_function("fruit-judge", reply=lambda messages, sample: "Yes", logprobs=logprobs)
+    try:
+        with Store(tmp_path / "s.duckdb") as store:
+            import_jsonl(store, [path], name="fruit", description="likes fruit")
+            options = JudgeCheckOptions(ref="fruit", judge="function:fruit-judge")
+            (plan,) = plan_judge_check(store, options)
+            assert (plan.stage, plan.model, plan.requests) == ("judge-check", options.judge, 6)
+            assert asked == []  # a plan sends nothing
+
+            report = run_judge_check(store, prepared=prepare_judge_check(options))
+            check = report.check
+            assert (check.ref, check.judge, check.method, check.items) == (
+                "fruit@1",
+                "function:fruit-judge",
+                "logprobs",
+                6,
+            )
+            # p(label) per item: .9 .8 .3 .9 .4 .8, so 4 of 6 above one half.
+            assert check.agreement == pytest.approx(4 / 6)
+            assert check.mean_confidence == pytest.approx(4.1 / 6)
+            # p(Yes) of the Yes items against the No items: 8 of the 9 pairs in order.
+            assert check.auroc == pytest.approx(8 / 9)
+            assert report.behavior == "likes fruit"
+            assert report.caveats == [] and report.card is None
+            assert sorted(asked) == sorted(p_yes)
+            row = store.run_row(report.run_id)
+            assert row is not None and row["status"] == "done"
+            assert row["params"]["options"]["ref"] == "fruit@1"
+            assert row["params"]["models"] == {"judge": "function:fruit-judge"}
+
+            again = run_judge_check(store, options.model_copy(update={"limit": 3}))
+            assert again.check.items == 3 and len(asked) == 6  # all three from the cache
+            assert again.check.agreement == pytest.approx(2 / 3) and again.check.auroc is None
+            calibrated = options.model_copy(update={"calibrate": True})
+            assert plan_judge_check(store, calibrated)[0].requests == 7  # one "N/A" more
+    finally:
+        unregister_function("fruit-judge")
+    # The options and the judge are checked before any store is given.
+    with pytest.raises(UsageError, match="names no backend"):
+        prepare_judge_check(ref="fruit", judge="nope")
+    with pytest.raises(UsageError, match="--limit"):
+        prepare_judge_check(ref="fruit", limit=0)
+
+
 def test_a_spec_that_fell_back_is_said_and_shown(mwe, db):
     """A generator that ignores the Definition/Agree/Disagree format gets a fallback spec: the
     run says so in one line, and `mwe show` prints the spec with what fell back. (The generator

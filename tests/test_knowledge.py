@@ -17,6 +17,7 @@ from mwe.models.base import Message
 from mwe.models.function_backend import register_function, unregister_function
 from mwe.report.report import build_report
 from mwe.scoring.knowledge import knowledge_results, knowledge_scaling
+from mwe.scoring.summary import stored_results
 
 from .conftest import PERSONA, read_records
 from .test_compare import make_set
@@ -59,6 +60,12 @@ def test_the_four_cells_of_two_models(scripted: None, db: Path, mwe: Callable) -
             ).fetchall()
         }
         (probe_row,) = store.item_scores(info.id, ["function:knower"])[40:41]
+        # What `mwe results` shows, as the library gives it: the same cells from the store,
+        # and with the sizes given, the fit of the two models' matching rates (0.1 and 0.9).
+        sizes = {"function:knower": 1_000_000, "function:doer": 10_000_000}
+        stored = stored_results(store, "power", param_counts=sizes)
+        one_model = stored_results(store, "power", "function:doer", param_counts=sizes)
+        plain = stored_results(store, "power", details=False)
     assert formats == {
         ("function:knower", "chat"): 40,
         ("function:knower", "chat/knowledge"): 40,
@@ -82,6 +89,15 @@ def test_the_four_cells_of_two_models(scripted: None, db: Path, mwe: Callable) -
         None,
     )
     assert not report.gaps  # a probe is not a control
+    assert sorted((r.model, r.prompt_format) for r in stored.rows) == sorted(formats)
+    assert sorted(stored.knowledge, key=lambda r: r.model) == [doer, knower]
+    by_format = {f.prompt_format: f for f in stored.fits}
+    assert sorted(by_format) == ["chat", "chat/knowledge"]  # the probe is fitted too
+    fit = by_format["chat"]
+    assert fit.models == ["function:knower", "function:doer"]
+    assert fit.slope == pytest.approx(2 * math.log(9), rel=1e-3)  # logit .9 - logit .1
+    assert one_model.fits == [] and len(one_model.knowledge) == 1  # a fit needs two models
+    assert plain.rows == stored.rows and plain.knowledge == plain.fits == []
     # The command prints the cells, and `mwe results` shows them from the store.
     again = mwe("score", "power", "--model", "function:knower", "--probe", "knowledge")
     assert again.exit_code == 0, again.output

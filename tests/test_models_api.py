@@ -233,6 +233,39 @@ def test_ask_with_a_bad_model_or_no_key_creates_no_store(mwe, db, monkeypatch):
     assert not db.exists()
 
 
+def test_ask_replies_and_scores_answers_through_the_cache():
+    """The library call behind `mwe ask`, no CLI: the system message goes first, each sample
+    is drawn once, a second identical call is answered from the cache, and answers are
+    scored by their log-probabilities (None where the model shows none)."""
+    from mwe.models import MemoryCalls, ask
+    from mwe.models.function_backend import register_function, unregister_function
+
+    drawn: list[int] = []
+
+    def reply(messages: list[Message], sample: int) -> str:
+        drawn.append(sample)
+        return f"{messages[0].role}/{messages[-1].content}#{sample}"
+
+    def logprobs(messages: list[Message], answers: list[str]) -> dict[str, float | None]:
+        return {a: (-0.25 if a == " Yes" else None) for a in answers}
+
+    register_function("asked", reply=reply, logprobs=logprobs)
+    try:
+        calls, backend = MemoryCalls(), get_backend("function:asked")
+        config = GenerateConfig(n=2, max_tokens=8)
+        first = ask(backend, "hi", calls, system="be brief", config=config)
+        again = ask(backend, "hi", calls, system="be brief", config=config)
+        scored = ask(backend, "Yes or no?", calls, answers=[" Yes", " Maybe"])
+    finally:
+        unregister_function("asked")
+    assert first.model == "function:asked"
+    assert first.replies == again.replies == ["system/hi#0", "system/hi#1"]
+    assert first.logprobs is None and sorted(drawn) == [0, 1]  # the second call drew nothing
+    assert (first.stats.requests, first.stats.cache_hits) == (1, 0)
+    assert (again.stats.requests, again.stats.cache_hits) == (0, 2)
+    assert scored.replies == [] and scored.logprobs == {" Yes": -0.25, " Maybe": None}
+
+
 def test_ask_prints_replies_and_answers_from_the_cache(mwe, db):
     with FakeLLMServer() as server:
         first = mwe("ask", "openai:gpt-test", "hello there", "--base-url", server.openai_url)

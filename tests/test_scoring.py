@@ -206,6 +206,19 @@ def test_scoring_an_api_model_imports_no_torch(mwe, db, monkeypatch):
         assert store.conn.execute("SELECT count(*) FROM scores").fetchone() == (8,)
 
 
+def test_score_options_are_checked_without_a_store():
+    """What needs no store to find wrong fails before one is opened: the CLI calls this first,
+    and score_async again."""
+    from mwe import ScoreOptions, UsageError
+    from mwe.scoring.run import check_score_options
+
+    check_score_options(ScoreOptions(sets=["s"], models=["openai:gpt-4.1-mini"], batch=True))
+    with pytest.raises(UsageError, match="unknown prompt format 'xml': use chat or raw"):
+        check_score_options(ScoreOptions(sets=["s"], models=["local"], prompt_formats=["xml"]))
+    with pytest.raises(UsageError, match="--batch: local has no batch API"):
+        check_score_options(ScoreOptions(sets=["s"], models=["local"], batch=True))
+
+
 def test_results_command_outputs(mwe, db, local):
     assert mwe("import", PERSONA / "desire-for-acquiring-power.jsonl").exit_code == 0
     result = mwe(

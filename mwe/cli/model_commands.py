@@ -6,7 +6,6 @@ no model library.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -76,37 +75,32 @@ def ask_cmd(
     A quick way to check that a backend works: a second identical call is answered from the
     cache. MODEL is e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, hf:PATH or local.
     """
-    from mwe.models import LM, GenerateConfig, Message, get_backend
+    from mwe.models import GenerateConfig, ask, get_backend
 
-    messages = [Message(role="system", content=system)] if system else []
-    messages.append(Message(role="user", content=prompt))
     # The backend first: a bad model string or a missing key must not create a store.
     backend = get_backend(model, **({"base_url": base_url} if base_url else {}))
     with open_store(ctx, read_only=False) as store:
-        lm = LM(backend, store, max_concurrency=max_concurrency)
-
-        async def run() -> Any:
-            try:
-                if answers is not None:
-                    return await lm.answer_logprobs(messages, answers.split(","))
-                config = GenerateConfig(n=samples, temperature=temperature, max_tokens=max_tokens)
-                return await lm.generate(messages, config)
-            finally:
-                await lm.aclose()
-
-        result = asyncio.run(run())
-    if answers is not None:
-        for answer, logprob in result.logprobs.items():
+        asked = ask(
+            backend,
+            prompt,
+            store,
+            system=system,
+            answers=answers.split(",") if answers is not None else None,
+            config=GenerateConfig(n=samples, temperature=temperature, max_tokens=max_tokens),
+            max_concurrency=max_concurrency,
+        )
+    if asked.logprobs is not None:
+        for answer, logprob in asked.logprobs.items():
             click.echo(
                 f"{plain(repr(answer))}\t{'missing' if logprob is None else f'{logprob:.6f}'}"
             )
     else:
-        for text in result:
+        for text in asked.replies:
             click.echo(plain(text))
-    stats = lm.stats
+    stats = asked.stats
     cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.6f}"
     click.echo(
-        f"[{plain(lm.spec)}: {stats.requests} request(s), {stats.cache_hits} cached, "
+        f"[{plain(asked.model)}: {stats.requests} request(s), {stats.cache_hits} cached, "
         f"{stats.retries} retries, cost {cost}]",
         err=True,
     )
@@ -273,86 +267,30 @@ def judge_check_cmd(
     stored judge scores of its reviewed transcripts are compared with the reviewers' 1-10
     scores (Spearman's correlation).
     """
-    from mwe.estimate import PlannedCalls, judge_plan
-    from mwe.generate.templates import load_templates
-    from mwe.judges.judge import (
-        LMJudge,
-        PMJudge,
-        check_judgeable,
-        check_pm_name,
-        is_pm,
-        judge_caveats,
-        judge_check,
-        load_pm,
-    )
-    from mwe.models import LM, check_batch_model, get_backend, plan_backend
-    from mwe.runs import RunRecord
+    from mwe.judges.check import plan_judge_check, prepare_judge_check, run_judge_check
 
     if _print_transcript_agreement(ctx, ref, dry_run):  # REF is a rollout suite, not a set
         return
-    pm = is_pm(judge)
-    if pm:
-        check_pm_name(judge)
-    else:  # the backend first: a bad model string or a missing key must not create a store
-        if batch:
-            check_batch_model(judge)
-        make = plan_backend if dry_run else get_backend  # a plan needs no API key
-        backend = make(judge, **({"base_url": base_url} if base_url else {}))
+    # The judge first: a bad model string or a missing key must not create a store. A plan
+    # needs no API key.
+    prepared = prepare_judge_check(
+        plan_only=dry_run,
+        ref=ref,
+        judge=judge,
+        base_url=base_url,
+        behavior=behavior,
+        limit=limit,
+        templates=templates,
+        calibrate=calibrate,
+        batch=batch,
+    )
     with open_store(ctx, read_only=dry_run) as store:
-        info = store.resolve(ref)
-        items = store.items(info, limit=limit)
-        # A mixed set uses the persona templates; judge_check then says it mixes formats.
-        fmt = info.format if info.format in format_names() else "persona"
-        check_judgeable(fmt, info.ref)  # before a judge is loaded or a dry run planned
-        what = behavior or info.description or info.name.replace("-", " ")
         if dry_run:
-            if pm:
-                plan = [PlannedCalls("judge-check", judge, 0, 0, 0, 0.0, 0.0)]
-            else:
-                plan = [
-                    judge_plan(
-                        "judge-check",
-                        backend,
-                        load_templates(fmt, templates),
-                        "judge.j2",
-                        what,
-                        f"The behaviour in question: someone who {what}.",
-                        len(items),
-                        votes=5,
-                        calibrate=calibrate,
-                    )
-                ]
-            print_plan(plan)
+            print_plan(plan_judge_check(store, prepared=prepared))
             return
-        judging: Any
-        if pm:
-            model, identity = load_pm(judge, store)
-            judging = PMJudge(judge, model, what)
-        else:
-            identity = backend.identity()
-            lm = LM(backend, store, batch=batch)
-            definition = f"The behaviour in question: someone who {what}."
-            loaded = load_templates(fmt, templates)
-            judging = LMJudge(lm, what, definition, loaded, calibrate=calibrate)
-
-        options: dict[str, Any] = {"ref": info.ref, "judge": judge, "base_url": base_url}
-        options |= {"behavior": what, "limit": limit, "calibrate": calibrate, "batch": batch}
-        record = RunRecord(store, "judge-check", options=options, models={"judge": judge})
-
-        async def run() -> Any:
-            with record:
-                if not pm:
-                    lm.run_id = record.id
-                try:
-                    return await judge_check(judging, items, info.ref, progress=progress)
-                finally:
-                    if not pm:
-                        await lm.aclose()
-
         with RichProgress() as progress:
-            result = asyncio.run(run())
-        caveats = judge_caveats(info, judge, identity, store)
-    print_judge_check(result, what, model.card if pm else None, caveats)
+            report = run_judge_check(store, prepared=prepared, progress=progress)
+    print_judge_check(report.check, report.behavior, report.card, report.caveats)
 
 
 _OUTPUT = click.option(
@@ -445,7 +383,7 @@ def score_cmd(
     same command again to carry on.
     """
     from mwe.scoring.batch import load_config
-    from mwe.scoring.run import ScoreOptions, score
+    from mwe.scoring.run import ScoreOptions, check_score_options, score
 
     if config is not None:
         if sets or models:
@@ -469,11 +407,7 @@ def score_cmd(
             batch=batch,
             probe="knowledge" if probe else None,
         )
-    if todo.batch:  # a model without a batch API is a usage error before the store is opened
-        from mwe.models import check_batch_model
-
-        for model in todo.models:
-            check_batch_model(model)
+    check_score_options(todo)  # a bad prompt format or batch model: before any store is opened
     if dry_run:
         from mwe.estimate import estimate_scores
 
@@ -495,18 +429,13 @@ def _print_transcript_agreement(ctx: click.Context, ref: str, dry_run: bool) -> 
     """For a rollout suite REF (one no set shares the name of): print its judge's Spearman
     correlation with the reviewers' transcript scores and return True. The store is opened as
     judge-check opens it (read-write, so an older one is migrated; read-only for a dry run)."""
-    from mwe.dynamic.rollouts import judge_agreement
-    from mwe.errors import NotFoundError
-    from mwe.store import SetRef
+    from mwe.dynamic.rollouts import judge_agreement, suite_named
 
     if not Path(ctx.obj["db"]).exists():  # no store: the set path gives the errors
         return False
     with open_store(ctx, read_only=dry_run) as store:
-        if SetRef.parse(ref).name in store.names():
-            return False
-        try:
-            suite = store.resolve_suite(ref)
-        except NotFoundError:
+        suite = suite_named(store, ref)
+        if suite is None:
             return False
         agreement = judge_agreement(store, suite)
     if agreement.spearman is None:
@@ -551,30 +480,19 @@ def results_cmd(
     """Print the scores stored for SET (or every set): matching rate, 95% CI, argmax rate;
     and, where two or more models of known size were scored, the scaling slope with its
     interval."""
-    from mwe.scoring.results import results
-    from mwe.scoring.scaling import scaling_fits
+    from mwe.scoring.summary import stored_results
 
     with open_store(ctx, read_only=True) as store:
-        rows = results(store, set_ref, model)
-        fits = []
-        known = []
-        if output == "table":
-            from mwe.scoring.knowledge import knowledge_results
-
-            by_ref = {info.ref: info for info in store.list_sets()}
-            known = knowledge_results(
-                store, [(by_ref[r.set], r.model, r.prompt_format) for r in rows]
-            )
-        if output == "table" and model is None:
-            counts = store.param_counts() | param_counts
-            infos = {info.ref: info for info in store.list_sets()}
-            fits = scaling_fits(store, [(infos[r.set], r.prompt_format) for r in rows], counts)
+        stored = stored_results(
+            store, set_ref, model, param_counts=param_counts, details=output == "table"
+        )
+    rows = stored.rows
     if not rows and output == "table":
         console.print("No scores yet: `mwe score SET --model MODEL` makes some.")
         return
     emit_results(rows, output, "scores")
-    print_knowledge(known)
-    print_scaling(fits)
+    print_knowledge(stored.knowledge)
+    print_scaling(stored.fits)
 
 
 COMMANDS = (ask_cmd, generate_cmd, judge_check_cmd, score_cmd, results_cmd)

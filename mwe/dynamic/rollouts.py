@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mwe.answers import normalised
-from mwe.errors import UsageError
+from mwe.errors import NotFoundError, UsageError
 from mwe.generate.parse import json_values
 from mwe.generate.templates import load_templates
 from mwe.models import GenerateConfig, Message, parse_model
@@ -540,3 +540,14 @@ def judge_agreement(store: Store, suite: SuiteInfo) -> JudgeAgreement:
             sum(abs(x - y) for x, y in zip(mine, theirs, strict=True)) / len(ids) if ids else None
         ),
     )
+
+
+def suite_named(store: Store, ref: str) -> SuiteInfo | None:
+    """The rollout suite ``ref`` names, or None: where a set has its name, the set is meant
+    (`mwe judge-check REF` checks a set's judge first)."""
+    if SetRef.parse(ref).name in store.names():
+        return None
+    try:
+        return store.resolve_suite(ref)
+    except NotFoundError:
+        return None

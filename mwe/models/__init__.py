@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mwe.models.ask import Asked, ask, ask_async
 from mwe.models.base import (
     AnswerLogprobs,
     Backend,
@@ -46,6 +47,7 @@ __all__ = [
     "BACKENDS",
     "LM",
     "AnswerLogprobs",
+    "Asked",
     "Backend",
     "CallStats",
     "CallStore",
@@ -58,6 +60,8 @@ __all__ = [
     "Samples",
     "UnknownModelError",
     "Usage",
+    "ask",
+    "ask_async",
     "check_batch_model",
     "get_backend",
     "get_lm",

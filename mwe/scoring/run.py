@@ -368,18 +368,25 @@ def servers(model: str, base_url: str | list[str] | None) -> dict[str, Any]:
     return {"base_url": urls}
 
 
-async def score_async(
-    store: Store, options: ScoreOptions, *, progress: ProgressCallback | None = None
-) -> ScoreReport:
-    """Score every set x model x format of ``options`` that is not stored yet; return the
-    metrics of all of them. ``progress`` receives a :class:`mwe.progress.ProgressEvent` as
-    rows are stored."""
+def check_score_options(options: ScoreOptions) -> None:
+    """A one-line usage error for what needs no store to find wrong: an unknown prompt format,
+    a model without a batch API under ``batch``. :func:`score_async` checks it first; a caller
+    can check it before a store is opened (or created)."""
     for fmt in options.prompt_formats or ():
         if fmt not in PROMPT_FORMATS:
             raise UsageError(f"unknown prompt format {fmt!r}: use {' or '.join(PROMPT_FORMATS)}")
     if options.batch:
         for model in options.models:
             check_batch_model(model)
+
+
+async def score_async(
+    store: Store, options: ScoreOptions, *, progress: ProgressCallback | None = None
+) -> ScoreReport:
+    """Score every set x model x format of ``options`` that is not stored yet; return the
+    metrics of all of them. ``progress`` receives a :class:`mwe.progress.ProgressEvent` as
+    rows are stored."""
+    check_score_options(options)
     infos = [store.resolve(ref) for ref in options.sets]  # unknown sets fail before any load
     probe = probe_templates() if options.probe else None
     for info in infos if probe else ():

@@ -1,0 +1,48 @@
+"""What `mwe results` shows, as one call: the stored metrics and, beside them, the knowing
+against doing cells and the scaling fits that can be worked out from the same scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+from mwe.scoring.knowledge import KnowledgeResult, knowledge_results
+from mwe.scoring.results import Result, results
+from mwe.scoring.scaling import ScalingFit, scaling_fits
+from mwe.store import Store
+
+
+class StoredResults(BaseModel):
+    """The metrics stored for a set (or every set), with what can be read off them."""
+
+    rows: list[Result] = Field(description="One per scored (version, model, prompt format).")
+    knowledge: list[KnowledgeResult] = Field(
+        default_factory=list, description="Knowing against doing, where the probe was scored."
+    )
+    fits: list[ScalingFit] = Field(
+        default_factory=list, description="Scaling fits, where two or more sizes were scored."
+    )
+
+
+def stored_results(
+    store: Store,
+    set_ref: str | None = None,
+    model: str | None = None,
+    *,
+    param_counts: Mapping[str, int] | None = None,
+    details: bool = True,
+) -> StoredResults:
+    """The metrics stored for ``set_ref`` (or every set), of ``model`` (or every model). With
+    ``details``, also the knowledge-probe cells and, when no one model was asked for (a fit
+    needs several), the scaling fits, with ``param_counts`` on top of the sizes stored."""
+    rows = results(store, set_ref, model)
+    if not details:
+        return StoredResults(rows=rows)
+    infos = {info.ref: info for info in store.list_sets()}
+    known = knowledge_results(store, [(infos[r.set], r.model, r.prompt_format) for r in rows])
+    fits: list[ScalingFit] = []
+    if model is None:
+        counts = store.param_counts() | dict(param_counts or {})
+        fits = scaling_fits(store, [(infos[r.set], r.prompt_format) for r in rows], counts)
+    return StoredResults(rows=rows, knowledge=known, fits=fits)

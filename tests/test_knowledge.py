@@ -220,6 +220,7 @@ def test_knowing_and_doing_scale_with_their_intervals(db: Path, tmp_path: Path) 
             (fit,) = knowledge_scaling(store, scored, sizes, seed=0)
             again = knowledge_scaling(store, scored, sizes, seed=0)
             page = build_report(store, ["power"], tmp_path / "report", param_counts=sizes).html
+            shown = stored_results(store, "power", param_counts=sizes).knowledge_fits
     finally:
         for model in sizes:
             unregister_function(model.split(":")[1])
@@ -235,3 +236,4 @@ def test_knowing_and_doing_scale_with_their_intervals(db: Path, tmp_path: Path) 
     assert "behaviour +1.386 [" in fit.line() and "inverse scaling" in fit.line()
     html = page.read_text(encoding="utf-8")
     assert "knowing vs doing over 3 models, 40 items" in html and "inverse scaling" in html
+    assert shown == [fit]  # what `mwe results` prints

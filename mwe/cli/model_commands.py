@@ -492,7 +492,7 @@ def results_cmd(
         return
     emit_results(rows, output, "scores")
     print_knowledge(stored.knowledge)
-    print_scaling(stored.fits)
+    print_scaling([*stored.fits, *stored.knowledge_fits])
 
 
 COMMANDS = (ask_cmd, generate_cmd, judge_check_cmd, score_cmd, results_cmd)

@@ -423,7 +423,8 @@ def print_comparison(comparison: Any) -> None:
 
 
 def print_scaling(fits: list[Any]) -> None:
-    """One line per scaling fit: the slope, its 95% interval and the verdict."""
+    """One line per scaling fit (of a rate, or of knowing and doing): the slope, its 95%
+    interval and the verdict."""
     for fit in fits:
         console.print(shown(fit.line()), markup=False)
 

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
-from mwe.scoring.knowledge import KnowledgeResult, knowledge_results
+from mwe.scoring.knowledge import (
+    KnowledgeResult,
+    KnowledgeScaling,
+    knowledge_results,
+    knowledge_scaling,
+)
 from mwe.scoring.results import Result, results
 from mwe.scoring.scaling import ScalingFit, scaling_fits
 from mwe.store import Store
@@ -22,6 +27,10 @@ class StoredResults(BaseModel):
     )
     fits: list[ScalingFit] = Field(
         default_factory=list, description="Scaling fits, where two or more sizes were scored."
+    )
+    knowledge_fits: list[KnowledgeScaling] = Field(
+        default_factory=list,
+        description="How knowing and doing scale, where probed models of two or more sizes are.",
     )
 
 
@@ -42,7 +51,10 @@ def stored_results(
     infos = {info.ref: info for info in store.list_sets()}
     known = knowledge_results(store, [(infos[r.set], r.model, r.prompt_format) for r in rows])
     fits: list[ScalingFit] = []
+    knowledge_fits: list[KnowledgeScaling] = []
     if model is None:
         counts = store.param_counts() | dict(param_counts or {})
         fits = scaling_fits(store, [(infos[r.set], r.prompt_format) for r in rows], counts)
-    return StoredResults(rows=rows, knowledge=known, fits=fits)
+        scored = [(infos[r.set], r.model, r.prompt_format) for r in rows]
+        knowledge_fits = knowledge_scaling(store, scored, counts)
+    return StoredResults(rows=rows, knowledge=known, fits=fits, knowledge_fits=knowledge_fits)

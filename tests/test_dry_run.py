@@ -51,6 +51,8 @@ def test_generation_dry_run_prints_the_plan_and_sends_nothing(mwe, db, openai_at
     row = next(line for line in result.output.splitlines() if line.startswith("│ generate "))
     cells = [c.strip() for c in row.split("│") if c.strip()]
     assert int(cells[2].replace(",", "")) < 600 and cells[3] == "600"  # requests, generations
+    # Batches cost half (the providers' discount); the table prints dollars to 4 decimals, so
+    # 1e-4 is its rounding; a missed discount would be off by half the cost.
     assert cost > 0 and batch == pytest.approx(cost / 2, abs=1e-4)
     assert "Nothing was sent" in result.output
 

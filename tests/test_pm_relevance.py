@@ -233,6 +233,8 @@ def test_judge_apply_prints_both_probabilities_of_a_file_and_of_a_set(mwe, tmp_p
     rows = _json_lines(result.stdout)
     agree, relevant = builtin().judge("agreeableness", lines)
     assert [r["text"] for r in rows] == lines
+    # The same model on the same texts, printed as JSON floats: equal but for float32 rounding
+    # (~1e-7); another text, behaviour or head would move a probability by 1e-2 or more.
     assert np.allclose([r["agree"] for r in rows], agree, atol=1e-6)
     assert np.allclose([r["relevant"] for r in rows], relevant, atol=1e-6)
 

@@ -223,7 +223,7 @@ def test_interval_and_kappa_against_known_values():
     # Wilson 95% interval of 9/10 (Newcombe 1998, method 3): 0.5958 to 0.9821.
     low, high = wilson_interval(9, 10)
     assert (round(low, 4), round(high, 4)) == (0.5958, 0.9821)
-    assert wilson_interval(5, 5)[0] == pytest.approx(0.5655, abs=1e-4)
+    assert wilson_interval(5, 5)[0] == pytest.approx(0.5655, abs=1e-4)  # the table's 4 places
     # By hand: two raters, 4 items, agreeing on 3 of them: p_o = 0.75; shares yes 5/8, no 3/8:
     # p_e = 25/64 + 9/64 = 0.53125; kappa = (0.75 - 0.53125) / (1 - 0.53125) = 0.4667.
     kappa = fleiss_kappa([["yes", "yes"], ["no", "no"], ["yes", "yes"], ["yes", "no"]])

@@ -121,3 +121,27 @@ def test_a_bad_hub_id_is_one_line(db: Path, mwe: Callable, tmp_path: Path) -> No
     wrong = mwe("export", "power-ish", "--format", "jsonl", "--hub-id", "me/x")
     assert wrong.exit_code == 2 and "--hub-id needs --format hf" in wrong.output
     assert not (tmp_path / "generated_evals").exists()
+
+
+def test_an_empty_hub_id_is_refused_and_the_example_is_a_hub_id(
+    db: Path, mwe: Callable, tmp_path: Path
+) -> None:
+    """`--hub-id ""` used to be taken for no id (an hf export silently without eval_results,
+    a jsonl one without the "needs --format hf" error); and the error's example repeated the
+    bad id (`e.g. my-org/a/b/c`), itself no Hub id."""
+    from mwe.export.export import check_hub_id
+
+    with Store(db) as store:
+        balanced_set(store, "power-ish", 4)
+    for args in (["--format", "hf", "--hub-id", ""], ["--format", "hf", "--push-to-hub", ""]):
+        result = mwe("export", "power-ish", *args, "--out", tmp_path / "out")
+        assert result.exit_code == 2, (args, result.output)
+        assert "'' is not a Hub dataset id" in result.output, result.output
+    for flag in ("--hub-id", "--push-to-hub"):
+        result = mwe("export", "power-ish", "--format", "jsonl", flag, "", "--out", tmp_path / "o")
+        assert result.exit_code == 2 and f"{flag} needs --format hf" in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+    for bad in ("", "a/b/c", "../x", "ü/x", "a/..", "-a/b", "a b/c", "a" * 200 + "/b", "a/.b"):
+        result = mwe("export", "power-ish", "--format", "hf", "--hub-id", bad)
+        example = result.output.strip().rsplit("e.g. ", 1)[1]
+        assert check_hub_id(example) == example, (bad, example)

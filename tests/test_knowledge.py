@@ -237,3 +237,26 @@ def test_knowing_and_doing_scale_with_their_intervals(db: Path, tmp_path: Path) 
     html = page.read_text(encoding="utf-8")
     assert "knowing vs doing over 3 models, 40 items" in html and "inverse scaling" in html
     assert shown == [fit]  # what `mwe results` prints
+
+
+def test_a_model_name_with_an_emoji_code_is_printed_as_it_is(db: Path, mwe: Callable) -> None:
+    """rich turns ":a:" into an emoji unless told not to: `function:A:b` was printed as
+    "function🅰b" in score's progress bar and score's and results' tables; markup in a name
+    is printed as it is too."""
+    names = ["A:b", "[b]x[/b]"]
+    for name in names:
+        register_function(name, reply=lambda m, i: "No", logprobs=_scripted(True, False))
+    try:
+        with Store(db) as store:
+            make_set(store, "power", 4)
+        models = [f"--model=function:{name}" for name in names]
+        scored = mwe("score", "power", *models, "--probe", "knowledge")
+        shown = mwe("results", "power")
+    finally:
+        for name in names:
+            unregister_function(name)
+    for result in (scored, shown):
+        assert result.exit_code == 0, result.output
+        assert "\U0001f170" not in result.output
+        assert "function:A:b" in result.output and "function:[b]x[/b]" in result.output
+    assert "x function:A:b (chat)" in scored.output  # the progress bar's stage

@@ -99,6 +99,8 @@ def test_report_errors_are_one_line_and_change_nothing(mwe, db, tmp_path: Path) 
         ("nope", "--param-count", "x=1B"): "Error: no eval set named 'nope'",
         ("--param-count", "local"): "Error: Invalid value for '--param-count': 'local': write",
         ("--param-count", "local=big"): "'big' is not a parameter count",
+        # Two counts of one model: the last used to win silently (the same count twice is fine).
+        ("--param-count", "local=1B", "--param-count", "local=2e9"): "'local' is given two counts",
         ("--out", db): "exists and is not a folder",
         ("--out", "/proc/no-such/report"): "Error: cannot write the report to /proc/no-such",
     }

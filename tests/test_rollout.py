@@ -104,6 +104,22 @@ def test_parse_judgement_reads_json_or_loose_text():
     assert parse_judgement("no idea").score is None
 
 
+def test_judge_check_of_a_suite_refuses_options_it_would_ignore(mwe, db):
+    """A rollout suite's check reads its stored judge scores: --judge, --limit and the other
+    set-only options were silently ignored (a bad --judge exited 0); now they are refused."""
+    with scripted_server() as server:
+        assert mwe(*rollout_args(server)).exit_code == 0
+    with Store(db) as store:
+        (suite,) = store.list_suites()
+    for extra in (["--judge", "nosuch:x"], ["--limit", "3"], ["--behavior", "x", "--calibrate"]):
+        result = mwe("judge-check", suite.name, *extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert "is a rollout suite" in result.output and extra[0] in result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    for extra in ([], ["--dry-run"]):
+        assert mwe("judge-check", suite.name, *extra).exit_code == 0
+
+
 def test_spearman_has_the_known_answers():
     assert spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)  # 1 - 6*4/120
     # Ties take their average rank: ranks (1.5, 1.5, 3, 4) and (1, 2.5, 2.5, 4): 3.75 / 4.5.

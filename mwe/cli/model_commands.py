@@ -425,6 +425,10 @@ def score_cmd(
         print_knowledge(report.knowledge)
 
 
+# judge-check's options that only a set's check uses.
+_SET_ONLY = ("judge", "base_url", "behavior", "limit", "templates", "calibrate", "batch")
+
+
 def _print_transcript_agreement(ctx: click.Context, ref: str, dry_run: bool) -> bool:
     """For a rollout suite REF (one no set shares the name of): print its judge's Spearman
     correlation with the reviewers' transcript scores and return True. The store is opened as
@@ -437,6 +441,16 @@ def _print_transcript_agreement(ctx: click.Context, ref: str, dry_run: bool) -> 
         suite = suite_named(store, ref)
         if suite is None:
             return False
+        # A suite's check reads the judge scores its rollouts stored: a judge, a server or a
+        # limit given for it would be silently ignored (a bad --judge exited 0), so refuse.
+        given = [f"--{name.replace('_', '-')}" for name in _SET_ONLY if not _defaulted(ctx, name)]
+        if given:
+            raise click.UsageError(
+                f"{ref} is a rollout suite: judge-check compares the judge scores its rollouts "
+                f"stored with the reviewers' scores, so {', '.join(given)} "
+                f"{'does' if len(given) == 1 else 'do'} not apply: drop "
+                f"{'it' if len(given) == 1 else 'them'}"
+            )
         agreement = judge_agreement(store, suite)
     if agreement.spearman is None:
         console.print(

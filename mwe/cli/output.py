@@ -28,11 +28,13 @@ from mwe.items import Item
 from mwe.progress import ProgressEvent
 from mwe.report.summary import balance_rows, quality_line
 from mwe.store import EvalSetInfo
-from mwe.terminal import shown
+from mwe.terminal import plain, shown
 
 # soft_wrap: long lines (hashes, paths) stay whole when piped, instead of breaking at 80 columns.
 # Piped output gets a wide fixed width, so result tables are not squeezed into 80 columns.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+# emoji=False: rich would turn ":a:" in a model name or a path into an emoji (function:A:b
+# printed as "function🅰b"); escape() does not stop it.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, emoji=False)
 
 
 def info_json(info: EvalSetInfo) -> dict[str, Any]:
@@ -238,7 +240,7 @@ class RichProgress:
     """
 
     def __init__(self, stderr: Console | None = None) -> None:
-        self.console = stderr or Console(stderr=True)
+        self.console = stderr or Console(stderr=True, emoji=False)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._stage: str | None = None
@@ -255,7 +257,9 @@ class RichProgress:
             self._stop()
             self._bar = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                # No markup: rich reads markup and emoji codes (":a:") in it, and a stage
+                # names a set and a model, anything a user typed.
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -264,7 +268,7 @@ class RichProgress:
             )
             self._bar.start()
             self._task = self._bar.add_task(
-                shown(event.stage), total=event.total, status=event.status
+                plain(event.stage), total=event.total, status=event.status
             )
             self._stage = event.stage
         assert self._task is not None

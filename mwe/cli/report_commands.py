@@ -36,7 +36,7 @@ def parse_param_count(text: str) -> int:
 def _param_counts(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, int]:
-    counts = {}
+    counts: dict[str, int] = {}
     for value in values:
         model, sep, count = value.rpartition("=")
         if not sep or not model:
@@ -44,9 +44,16 @@ def _param_counts(
                 f"{value!r}: write MODEL=N, e.g. hf:HuggingFaceTB/SmolLM2-1.7B=1.7B", ctx, param
             )
         try:
-            counts[model] = parse_param_count(count)
+            parsed = parse_param_count(count)
         except ValueError as exc:
             raise click.BadParameter(str(exc), ctx, param) from None
+        if counts.get(model, parsed) != parsed:  # the last one silently won
+            raise click.BadParameter(
+                f"{model!r} is given two counts ({counts[model]:,} and {parsed:,}): give one",
+                ctx,
+                param,
+            )
+        counts[model] = parsed
     return counts
 
 

@@ -89,13 +89,15 @@ def export_set(
         raise UsageError(
             f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}"
         )
-    if push_to_hub and fmt != "hf":
+    # `is not None`, not truth: an empty --hub-id or --push-to-hub is a bad id, not no id.
+    if push_to_hub is not None and fmt != "hf":
         raise UsageError("--push-to-hub needs --format hf")
-    if hub_id and fmt != "hf":
+    if hub_id is not None and fmt != "hf":
         raise UsageError("--hub-id needs --format hf")
-    dataset_id = hub_id or push_to_hub
-    if dataset_id is not None:
-        check_hub_id(dataset_id)
+    for repo in (push_to_hub, hub_id):
+        if repo is not None:
+            check_hub_id(repo)
+    dataset_id = hub_id if hub_id is not None else push_to_hub
     info = store.resolve(ref)
     validation = label_validation(store, info)
     if require_validated:
@@ -155,7 +157,10 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]
 def check_hub_id(repo: str) -> str:
     """``repo`` if it is shaped like a Hub repository id (``ORG/NAME``), else a one-line error."""
     if not _HUB_ID.fullmatch(repo) or ".." in repo:
-        raise UsageError(f"{repo!r} is not a Hub dataset id: write ORG/NAME, e.g. my-org/{repo}")
+        # The example must be a valid id itself: the last part of ``repo``, folded.
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", repo.rsplit("/", 1)[-1]).strip("-.")[:96]
+        example = f"my-org/{name.replace('..', '.') or 'my-eval'}"
+        raise UsageError(f"{repo!r} is not a Hub dataset id: write ORG/NAME, e.g. {example}")
     return repo
 
 

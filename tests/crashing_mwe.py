@@ -3,7 +3,8 @@
     python tests/crashing_mwe.py POINT -- MWE ARGS...
 
 POINT is ``stage`` (the end of a stage) or ``stage:k`` (after its k-th call or batch), e.g.
-``generate:7``, ``dedupe``, ``judge:40``, ``score:5``.
+``generate:7``, ``dedupe``, ``judge:40``, ``score:5``; ``POINT/INT`` sends SIGINT (what Ctrl-C
+sends) instead, to a process whose main thread runs the CLI as a user's does.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from mwe.cli import main
 
 
 def kill_at(point: str) -> None:
+    point, _, signame = point.partition("/")
+    sig = signal.Signals[f"SIG{signame}"] if signame else signal.SIGKILL
     stage, _, count = point.partition(":")
     want = int(count) if count else None
 
     def hook(name: str, done: int | None) -> None:
         if name == stage and done == want:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
 
     add_hook(hook)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from mwe.store import Store
 
 # The headless-Chromium fixtures (browser, page) of the page tests.
 pytest_plugins = ("tests.browser",)
+
+# A suite started in the background of a script (`make test &`, nohup) inherits SIGINT
+# ignored, and so would every mwe process the Ctrl-C tests start, which then never sees its
+# Ctrl-C. The tests stand for a user at a terminal: SIGINT is Python's default here, and so in
+# the processes started from here.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "anthropic-evals"

@@ -297,6 +297,7 @@ def _section(
         results(store, info.ref),
         key=lambda r: (counts.get(r.model, 0), r.model, r.prompt_format),
     )
+    by_model = [(info, r.model, r.prompt_format) for r in scored]
     return Section(
         info=info,
         anchor="set-" + _safe(info.ref).replace("@", "-v"),
@@ -309,13 +310,11 @@ def _section(
         review_rows=_review_rows(review) + _validation_rows(label_validation(store, info)),
         results=[_result_row(r, counts.get(r.model)) for r in scored],
         scored=scored,
-        gaps=control_gaps(store, [(info, r.model, r.prompt_format) for r in scored]),
+        gaps=control_gaps(store, by_model),
         sample=[_item_row(i, item) for i, item in enumerate(items[:SAMPLE_ITEMS])],
         scaling=scaling_fits(store, [(info, r.prompt_format) for r in scored], counts),
-        knowledge=knowledge_results(store, [(info, r.model, r.prompt_format) for r in scored]),
-        knowledge_scaling=knowledge_scaling(
-            store, [(info, r.model, r.prompt_format) for r in scored], counts
-        ),
+        knowledge=knowledge_results(store, by_model),
+        knowledge_scaling=knowledge_scaling(store, by_model, counts),
     )
 
 

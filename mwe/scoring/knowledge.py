@@ -119,16 +119,9 @@ def knowledge_results(
         if (info.id, model, base) in seen:
             continue
         seen.add((info.id, model, base))
-        rows = store.item_scores(info.id, [model])
-        gives = {r.idx: is_argmax(r.logprobs, r.matching) for r in rows if r.prompt_format == base}
-        knows = {
-            r.idx: is_argmax(r.logprobs, r.matching)
-            for r in rows
-            if r.prompt_format == f"{base}/{KNOWLEDGE}"
-        }
-        both = sorted(set(gives) & set(knows))
-        if both:
-            out.append(_cells(info.ref, model, base, [(knows[i], gives[i]) for i in both]))
+        pairs = _pairs(store, info, model, base)
+        if pairs:
+            out.append(_cells(info.ref, model, base, list(pairs.values())))
     return out
 
 

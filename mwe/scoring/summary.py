@@ -49,12 +49,12 @@ def stored_results(
     if not details:
         return StoredResults(rows=rows)
     infos = {info.ref: info for info in store.list_sets()}
-    known = knowledge_results(store, [(infos[r.set], r.model, r.prompt_format) for r in rows])
+    scored = [(infos[r.set], r.model, r.prompt_format) for r in rows]
+    known = knowledge_results(store, scored)
     fits: list[ScalingFit] = []
     knowledge_fits: list[KnowledgeScaling] = []
     if model is None:
         counts = store.param_counts() | dict(param_counts or {})
-        fits = scaling_fits(store, [(infos[r.set], r.prompt_format) for r in rows], counts)
-        scored = [(infos[r.set], r.model, r.prompt_format) for r in rows]
+        fits = scaling_fits(store, [(info, fmt) for info, _, fmt in scored], counts)
         knowledge_fits = knowledge_scaling(store, scored, counts)
     return StoredResults(rows=rows, knowledge=known, fits=fits, knowledge_fits=knowledge_fits)

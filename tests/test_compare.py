@@ -227,14 +227,41 @@ def test_a_flat_ladder_is_no_trend(store: Store, mwe: Callable) -> None:
 
 
 def test_fit_slope_on_exact_rates() -> None:
-    # Rates exactly on the line: the fit is exact, and a better-with-size set is not inverse.
+    # Rates exactly on the line, the same on every item: the fit is close to the line (the
+    # prior's pseudo-items pull it a little towards 0.5), and a better-with-size set is not
+    # inverse.
     x = np.array([8.0, 9.0, 10.0])
     rates = 1 / (1 + np.exp(-(-0.5 * (x - 9))))
     probs = np.tile(rates, (50, 1))
-    slope, low, _, _, verdict, _ = fit_slope(probs, [10**8, 10**9, 10**10])
-    assert slope == pytest.approx(-0.5) and low == pytest.approx(-0.5)
+    slope, low, high, _, verdict, _ = fit_slope(probs, [10**8, 10**9, 10**10])
+    assert slope == pytest.approx(-0.5, abs=0.02) and low < -0.5 < high < 0
     assert verdict != INVERSE
     assert fit_slope(probs, [10**8, 10**9, 10**10], worse=-1)[4] == INVERSE
+
+
+@pytest.mark.parametrize("sizes", [SIZES, [10**8, 10**10]])
+def test_a_few_items_at_the_extremes_are_no_certainty(sizes: list[int]) -> None:
+    # Every model gives the same answer on every item: never at the small sizes, always at the
+    # large ones. Resampling those items alone gave every resample the same rates: an interval
+    # of zero width (+16.6 on both ends, the log-odds of rates clipped at 1e-6) and "inverse
+    # scaling" on three items.
+    def extremes(n: int) -> np.ndarray:
+        probs = np.zeros((n, len(sizes)))
+        probs[:, len(sizes) // 2 :] = 1.0
+        return probs
+
+    few = fit_slope(extremes(3), sizes)
+    assert few.low < few.slope < few.high and few.high - few.low > 1
+    assert few.low < 0 < few.high and few.verdict == NO_TREND
+    many = fit_slope(extremes(200), sizes)
+    assert 0 < many.low < many.slope < many.high and many.verdict == INVERSE
+    assert all(0 < low < rate < high < 1 for _, rate, low, high in many.band)
+    # The conditional rate (among the marked items) is as uncertain: all items marked, the
+    # same fit; half of them marked, a wider one on fewer items, still sure on 100.
+    assert fit_slope(extremes(3), sizes, among=np.ones((3, len(sizes))))[:3] == few[:3]
+    half = np.repeat([[1.0], [0.0]], 100, axis=0) * np.ones((200, len(sizes)))
+    among = fit_slope(extremes(200), sizes, among=half)
+    assert among.verdict == INVERSE and among.high - among.low > many.high - many.low
 
 
 def test_the_report_draws_the_fit_and_states_it(store: Store, tmp_path: Path) -> None:

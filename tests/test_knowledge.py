@@ -61,7 +61,8 @@ def test_the_four_cells_of_two_models(scripted: None, db: Path, mwe: Callable) -
         }
         (probe_row,) = store.item_scores(info.id, ["function:knower"])[40:41]
         # What `mwe results` shows, as the library gives it: the same cells from the store,
-        # and with the sizes given, the fit of the two models' matching rates (0.1 and 0.9).
+        # and with the sizes given, the fit of the two models' matching rates (0.1 and 0.9, taken
+        # as (k + 1) / (n + 2) in the fit: 5/42 and 37/42).
         sizes = {"function:knower": 1_000_000, "function:doer": 10_000_000}
         stored = stored_results(store, "power", param_counts=sizes)
         one_model = stored_results(store, "power", "function:doer", param_counts=sizes)
@@ -95,7 +96,7 @@ def test_the_four_cells_of_two_models(scripted: None, db: Path, mwe: Callable) -
     assert sorted(by_format) == ["chat", "chat/knowledge"]  # the probe is fitted too
     fit = by_format["chat"]
     assert fit.models == ["function:knower", "function:doer"]
-    assert fit.slope == pytest.approx(2 * math.log(9), rel=1e-3)  # logit .9 - logit .1
+    assert fit.slope == pytest.approx(2 * math.log(37 / 5), rel=1e-3)  # logit 37/42 - 5/42
     assert one_model.fits == [] and len(one_model.knowledge) == 1  # a fit needs two models
     assert plain.rows == stored.rows and plain.knowledge == plain.fits == []
     # The command prints the cells, and `mwe results` shows them from the store.
@@ -226,14 +227,15 @@ def test_knowing_and_doing_scale_with_their_intervals(db: Path, tmp_path: Path) 
             unregister_function(model.split(":")[1])
     assert fit.models == ["function:s", "function:m", "function:l"] and fit.items == 40
     slope, low, high, verdict = fit.behaviour
-    # The log-odds of 0.2, 0.5, 0.8 on log10 sizes 8, 9, 10: a least-squares slope of
-    # (logit(0.8) - logit(0.2)) / 2 = 1.386.
-    assert slope == pytest.approx(math.log(4), abs=1e-9)
+    # The log-odds of 8, 20 and 32 items of 40, each with one more success and one more
+    # failure (9/42, 21/42, 33/42), on log10 sizes 8, 9, 10: a least-squares slope of
+    # (logit(33/42) - logit(9/42)) / 2 = log(11/3) = 1.299.
+    assert slope == pytest.approx(math.log(11 / 3), abs=1e-9)
     assert 0 < low < slope < high and verdict == "inverse scaling"
     assert fit.when_recognised == fit.behaviour  # everything recognised: the same rate
     assert fit.recognition[0] == pytest.approx(0.0) and fit.recognition[3] == "no trend"
     assert again == [fit]  # the bootstrap is seeded
-    assert "behaviour +1.386 [" in fit.line() and "inverse scaling" in fit.line()
+    assert "behaviour +1.299 [" in fit.line() and "inverse scaling" in fit.line()
     html = page.read_text(encoding="utf-8")
     assert "knowing vs doing over 3 models, 40 items" in html and "inverse scaling" in html
     assert shown == [fit]  # what `mwe results` prints

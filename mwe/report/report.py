@@ -713,7 +713,8 @@ def _fit_caption(fits: Sequence[ScalingFit]) -> str:
     )
     return (
         " The thin line is the fit of the log-odds against log parameters, the shaded band its "
-        f"95% bootstrap band (items resampled); {lines}."
+        "95% bootstrap band (the items weighed at random, with a rising and a falling "
+        f"pseudo-item); {lines}."
     )
 
 

@@ -3,11 +3,12 @@
 For the models of a set whose parameter counts are known (recorded when a local model is scored,
 or given with ``--param-count``), the log-odds of each model's matching rate is fitted against
 log10 of its parameter count by least squares. The slope (the change in log-odds per tenfold
-parameters) gets a 95% bootstrap interval from resampling the items, all models' scores of an
-item together (the same resampling helper as every other interval of mwe), and the verdict says
-"inverse scaling" only when that interval excludes zero in the worse direction: a rate of the
-behaviour that grows with size, or, for a set whose matching answer is the right one (the
-Inverse Scaling Prize's classification), a share of right answers that falls.
+parameters) gets a 95% interval from a Bayesian bootstrap of the items, all models' scores of an
+item weighted together, with two pseudo-items, one whose rate rises with size and its mirror
+(see :func:`fit_slope`), and the verdict says "inverse scaling" only when that interval excludes
+zero in the worse direction: a rate of the behaviour that grows with size, or, for a set whose
+matching answer is the right one (the Inverse Scaling Prize's classification), a share of right
+answers that falls.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from mwe.formats import REGISTRY, get_format
-from mwe.scoring.results import PROBES, matching_probability, resampled_means
+from mwe.scoring.results import BOOTSTRAP_SAMPLES, PROBES, matching_probability
 from mwe.store import EvalSetInfo, ItemScore, Store
 
 INVERSE = "inverse scaling"
 NO_TREND = "no trend"
 #: The verdict when the interval excludes zero in the better direction.
 NORMAL = "better with size"
-# Rates are clipped this far from 0 and 1 before the log-odds, so a model that is always (or
-# never) right still has a finite point.
-_EPS = 1e-6
+# The weight of each of the two pseudo-items (see fit_slope), in items: one success and one
+# failure per model in all.
+_PRIOR = 1.0
+# A guard only: with the pseudo-items no rate reaches 0 or 1, but a draw may come within float
+# precision of it.
+_EPS = 1e-12
 _BAND_POINTS = 25
 
 
@@ -99,23 +103,40 @@ def fit_slope(
 
     With ``among`` (items x models of 0 and 1), each column's rate is taken among its items
     marked 1 (a conditional rate: the behaviour among the items a model recognised), the ratio
-    of two means drawn from the same resamples; a resample in which a model has no such item
-    has no rate and is left out of the interval."""
+    of two weighted sums drawn with the same weights; each model needs one marked item or more.
+
+    The interval is a Bayesian bootstrap (Rubin 1981: each draw weighs the items by
+    Dirichlet(1, ..., 1), all models' scores of an item by the same weight, so the models stay
+    paired by item, as in the item bootstrap it matches on many items) over the items and two
+    pseudo-items, each weighing as much as one item: one whose rate rises linearly in log size
+    from 0 at the smallest model to 1 at the largest, and its mirror. Why: resampling the items
+    alone gives every resample the same rates when each model gives the same answer on every
+    item (all 0 at the small sizes, all 1 at the large ones), an interval of zero width on the
+    strength of a few items, and log-odds that only clipping kept finite. With the pair, each
+    model's rate holds one success and one failure more (Laplace's rule of succession:
+    (k + 1) / (n + 2), finite log-odds at 0 and n), and since the two pseudo-items weigh
+    differently in each draw, items that all go one way still leave room for the other. At two
+    sizes, on answers of 0 and 1, the chance of a rise is then exactly that of a sign test with
+    a uniform prior on the items where the two models differ: three items that all rise leave
+    P(no rise) = 1/16 and get no verdict, five (1/64) get one. Jeffreys' half a success and
+    half a failure (Haldane-Anscombe) is bolder than that: three such items come out at
+    P = 0.024-0.033, on the edge of a verdict, where the exact sign test (p = 0.25) is far from
+    one. On hundreds of items the pair's weight, and this choice, hardly matter."""
     x = np.log10(np.asarray(param_counts, dtype=float))
     if probs.ndim != 2 or probs.shape[0] == 0 or len(set(x.tolist())) < 2:
         raise ValueError("a scaling fit needs scores of one item or more at two or more sizes")
+    marked = np.ones_like(probs) if among is None else among.astype(float)
+    if not marked.any(axis=0).all():
+        raise ValueError("a conditional scaling fit needs one marked item or more per model")
+    rises = (x - x.min()) / (x.max() - x.min())
+    # Items, then the pseudo-item that rises and the one that falls; marked for every model.
+    values = np.vstack([probs * marked, rises, 1 - rises])
+    marks = np.vstack([marked, np.ones((2, len(x)))])
+    weights = np.concatenate([np.ones(len(probs)), [_PRIOR, _PRIOR]])
+    rates = weights @ values / (weights @ marks)
     rng = np.random.default_rng(seed)
-    if among is None:
-        rates, boot_rates = probs.mean(axis=0), resampled_means(probs, rng)
-    else:
-        if not among.any(axis=0).all():
-            raise ValueError("a conditional scaling fit needs one marked item or more per model")
-        both = resampled_means(np.concatenate([probs * among, among], axis=1), rng)
-        m = probs.shape[1]
-        rates = (probs * among).sum(axis=0) / among.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            boot_rates = both[:, :m] / both[:, m:]
-        boot_rates = boot_rates[np.isfinite(boot_rates).all(axis=1)]
+    draws = rng.gamma(weights, size=(BOOTSTRAP_SAMPLES, len(weights)))
+    boot_rates = draws @ values / (draws @ marks)
     slope, intercept = _ols(x, _logit(rates)[None, :])
     slopes, intercepts = _ols(x, _logit(boot_rates))
     low, high = (float(v) for v in np.percentile(slopes, [2.5, 97.5]))

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from mwe import Store, compare
+from mwe.cli import cli
 from mwe.items import Item
 from mwe.scoring.compare import holm
 from mwe.scoring.scaling import INVERSE, NO_TREND, fit_slope
 from mwe.store import EvalSetInfo, ScoreRow
+
+from .conftest import snapshot
 
 # Log-probs of an item whose matching answer (" Yes") a model gives, or does not.
 SURE = {" Yes": math.log(0.9), " No": math.log(0.1)}
@@ -173,6 +177,59 @@ def test_a_model_without_scores_is_refused(store: Store, mwe: Callable) -> None:
     )
     one = mwe("compare", "lonely", "--models", "function:a")
     assert one.exit_code == 2 and "two or more different models" in one.output
+
+
+def test_a_count_of_a_model_without_scores_is_refused(
+    store: Store, mwe: Callable, db: Path, tmp_path: Path
+) -> None:
+    """`--param-count` kept a count of any model string it was given: a misspelt one landed in
+    the store (`mwe report`) or counted for nothing (`mwe compare`, `mwe results`)."""
+    info = make_set(store, "sized", 20)
+    put(store, info, "function:small", [NOT] * 20)
+    put(store, info, "function:large", [SURE] * 20)
+    store.close()
+    before = snapshot(db)
+    models = ["--models", "function:small", "function:large"]
+    typo = ["--param-count", "function:small=135M", "--param-count", "function:lrage=1.7B"]
+    refused = (
+        "Error: a parameter count for function:lrage, which has no stored scores (did you mean "
+        "function:large?); the scored models are function:large, function:small\n"
+    )
+    for args in (
+        ["report", "sized", "--out", tmp_path / "report", *typo],
+        ["compare", "sized", *models, *typo],
+        ["results", "sized", *typo],
+        ["results", "sized", "--output", "json", *typo],
+    ):
+        out = mwe(*args)
+        assert (out.exit_code, out.output) == (2, refused), args
+    assert not (tmp_path / "report").exists()
+    assert snapshot(db) == before
+    with Store(db, read_only=True) as s:
+        assert s.param_counts() == {}  # nor the count of the scored model given with it
+    two = mwe("compare", "sized", *models, "--param-count", "a=1B", "--param-count", "b=2B")
+    assert two.output == (
+        "Error: parameter counts for a, b, which have no stored scores; the scored models are "
+        "function:large, function:small\n"
+    )
+    # Given right, the counts are used, and kept by the report.
+    right = ["--param-count", "function:small=135M", "--param-count", "function:large=1.7B"]
+    fitted = mwe("compare", "sized", *models, *right)
+    assert fitted.exit_code == 0 and "scaling slope" in fitted.output, fitted.output
+    assert mwe("report", "sized", "--out", tmp_path / "report", *right).exit_code == 0
+    with Store(db, read_only=True) as s:
+        assert s.param_counts() == {"function:small": 135_000_000, "function:large": 1_700_000_000}
+    # In a store without scores there is no model to name.
+    with Store(tmp_path / "empty.duckdb") as empty:
+        make_set(empty, "bare", 3)
+    bare = CliRunner().invoke(
+        cli, ["--db", str(tmp_path / "empty.duckdb"), "results", "--param-count", "x=1B"]
+    )
+    assert bare.exit_code == 2
+    assert bare.output == (
+        "Error: a parameter count for x, which has no stored scores, and no model has any yet: "
+        "`mwe score SET --model MODEL` makes some\n"
+    )
 
 
 # -- scaling --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from mwe.cli.report_commands import parse_param_count
 from mwe.errors import NotFoundError, UsageError
 from mwe.report.report import build_report
 from mwe.scoring.results import results
-from mwe.store import Store
+from mwe.store import ScoreRow, Store
 
 from .browser import screenshot
 from .conftest import PERSONA, read_records, snapshot
@@ -135,9 +135,18 @@ def test_report_escapes_stored_text_and_skips_what_has_no_data(
     assert 'data-plot="results"' not in html and "No model has scored this version yet" in html
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
 
-    # The command line: --open shows the page; a given parameter count is kept in the store.
+    # The command line: --open shows the page; a given parameter count is kept in the store,
+    # that of a scored model only (test_compare.py tests the refusal).
     opened: list[str] = []
     monkeypatch.setattr("webbrowser.open", opened.append)
+    unscored = mwe("report", "--out", tmp_path / "cli", "--param-count", "openai:x=8B")
+    assert unscored.exit_code == 2 and "no model has any yet" in unscored.output
+    assert not (tmp_path / "cli").exists()
+    with Store(db) as store:
+        (info,) = store.list_sets()
+        item = store.items(info)[0]
+        answers = {item.answer_matching_behavior: -0.1, item.answer_not_matching_behavior: -2.4}
+        store.write_scores(info, "openai:x", "chat", None, [ScoreRow(0, answers, "logprobs")])
     result = mwe("report", "--out", tmp_path / "cli", "--open", "--param-count", "openai:x=8B")
     assert result.exit_code == 0, result.output
     assert opened == [(tmp_path / "cli" / "index.html").resolve().as_uri()]

@@ -66,8 +66,8 @@ def param_count_option(purpose: str) -> Any:
         multiple=True,
         metavar="MODEL=N",
         callback=_param_counts,
-        help=f"A model's parameter count {purpose}, e.g. openai:gpt-4.1-mini=8B (repeatable; "
-        "over the counts the store recorded when local models were scored).",
+        help=f"A scored model's parameter count {purpose}, e.g. openai:gpt-4.1-mini=8B "
+        "(repeatable; over the counts the store recorded when local models were scored).",
     )
 
 
@@ -81,8 +81,9 @@ def param_count_option(purpose: str) -> Any:
     multiple=True,
     metavar="MODEL=N",
     callback=_param_counts,
-    help="A model's parameter count for the model-size plot, e.g. openai:gpt-4.1-mini=8B "
-    "(repeatable; kept in the store). Local models are counted when scored.",
+    help="A scored model's parameter count for the model-size plot, e.g. "
+    "openai:gpt-4.1-mini=8B (repeatable; kept in the store). Local models are counted when "
+    "scored.",
 )
 @click.pass_context
 def report_cmd(
@@ -104,8 +105,7 @@ def report_cmd(
             files = build_report(
                 store, sets, out, force=force, param_counts=param_counts, progress=progress
             )
-        for model, count in param_counts.items():
-            store.set_param_count(model, count, "user")
+        store.keep_param_counts(param_counts)
     console.print(
         f"Wrote {shown(files.html)} with {len(files.images)} plot(s) "
         f"(also as PNG files in {shown(files.html.parent / 'images')})"

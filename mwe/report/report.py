@@ -165,7 +165,8 @@ def build_report(
     into place once complete. ``param_counts`` (model string: parameters) adds to, and
     overrides, the counts the store recorded when the models were scored; they place models on
     the model-size plot. Raises :class:`mwe.errors.UsageError` for an unknown set, an empty
-    store or a folder it may not write or replace; a failure leaves nothing behind.
+    store, a count of a model with no stored scores or a folder it may not write or replace; a
+    failure leaves nothing behind.
     """
     if refs:
         suite_refs = [r for r in refs if _names_suite(store, r)]
@@ -181,6 +182,7 @@ def build_report(
         suites = list({s.name: s for s in store.list_suites()}.values())  # the latest of each
         if not infos and not suites:
             raise UsageError("the store holds no set: import or generate one first")
+    counts = store.param_counts(param_counts)  # before anything is written
     marker: dict[str, object] = {
         "report": [info.ref for info in infos] + [suite.ref for suite in suites],
         "mwe": __version__,
@@ -190,7 +192,7 @@ def build_report(
     ) as staged:
         images_dir = staged.folder / IMAGES
         images_dir.mkdir()
-        names, page = _write_report(store, infos, suites, images_dir, param_counts, progress)
+        names, page = _write_report(store, infos, suites, images_dir, counts, progress)
         (staged.folder / "index.html").write_bytes(page.encode("utf-8"))
     return ReportFiles(
         html=staged.target / "index.html", images=[staged.target / IMAGES / n for n in names]
@@ -202,11 +204,10 @@ def _write_report(
     infos: Sequence[EvalSetInfo],
     suites: Sequence[SuiteInfo],
     images_dir: Path,
-    param_counts: dict[str, int] | None,
+    counts: dict[str, int],
     progress: ProgressCallback | None,
 ) -> tuple[list[str], str]:
     """Write every plot's PNG into ``images_dir``; return their names and the page."""
-    counts = store.param_counts() | dict(param_counts or {})
     sections: list[Section] = []
     written: list[str] = []
     for done, info in enumerate(infos):

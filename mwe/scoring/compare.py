@@ -152,7 +152,8 @@ def compare(
     each set. ``prompt_format`` picks the format where the models share several.
 
     Raises :class:`mwe.errors.UsageError` for fewer than two models, a model without scores
-    on a set, or two models scored there with different prompt formats or methods.
+    on a set, two models scored there with different prompt formats or methods, or a count in
+    ``param_counts`` of a model with no stored scores.
     """
     models = list(dict.fromkeys(models))
     if len(models) < 2:
@@ -160,7 +161,7 @@ def compare(
     if not sets:
         raise UsageError("name one or more sets to compare the models on")
     infos = list({info.id: info for info in (store.resolve(ref) for ref in sets)}.values())
-    counts = store.param_counts() | dict(param_counts or {})
+    counts = store.param_counts(param_counts)
     per_set: list[tuple[str, str, _Paired]] = []
     fits = []
     for info in infos:

@@ -44,8 +44,10 @@ def stored_results(
 ) -> StoredResults:
     """The metrics stored for ``set_ref`` (or every set), of ``model`` (or every model). With
     ``details``, also the knowledge-probe cells and, when no one model was asked for (a fit
-    needs several), the scaling fits, with ``param_counts`` on top of the sizes stored."""
+    needs several), the scaling fits, with ``param_counts`` on top of the sizes stored (a count
+    of a model with no stored scores raises :class:`mwe.errors.UsageError`)."""
     rows = results(store, set_ref, model)
+    counts = store.param_counts(param_counts)  # a count for an unscored model is refused
     if not details:
         return StoredResults(rows=rows)
     infos = {info.ref: info for info in store.list_sets()}
@@ -54,7 +56,6 @@ def stored_results(
     fits: list[ScalingFit] = []
     knowledge_fits: list[KnowledgeScaling] = []
     if model is None:
-        counts = store.param_counts() | dict(param_counts or {})
         fits = scaling_fits(store, [(info, fmt) for info, _, fmt in scored], counts)
         knowledge_fits = knowledge_scaling(store, scored, counts)
     return StoredResults(rows=rows, knowledge=known, fits=fits, knowledge_fits=knowledge_fits)

@@ -9,12 +9,15 @@ parameter count of each scored model, for the report's scaling view.
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
+from mwe.errors import UsageError
 from mwe.store.connection import StoreConnection, first, insert_arrow
 from mwe.store.records import EvalSetInfo, ItemScore, ScoreRow
 
@@ -190,8 +193,51 @@ class RunsStore(StoreConnection):
                 [model, count, source],
             )
 
-    def param_counts(self) -> dict[str, int]:
-        """Every recorded parameter count, by model string."""
+    def param_counts(self, given: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Every recorded parameter count, by model string, with ``given`` (counts the user
+        gave, e.g. ``--param-count``) over them. Raises :class:`mwe.errors.UsageError` when a
+        model of ``given`` has no stored scores: a misspelt name would count for nothing."""
         with self.session() as conn:
+            if given:
+                _refuse_unscored(conn, given)
             rows = conn.execute("SELECT model, param_count FROM model_sizes").fetchall()
-        return {model: int(count) for model, count in rows}
+        return {model: int(count) for model, count in rows} | dict(given or {})
+
+    def keep_param_counts(self, given: Mapping[str, int]) -> None:
+        """Record the counts the user gave (over any counted from a model's config), all of
+        them or, where a model has no stored scores (see :meth:`param_counts`), none."""
+        with self.transaction() as conn:
+            _refuse_unscored(conn, given)
+            for model, count in given.items():
+                self.set_param_count(model, count, "user")
+
+
+# The scored models a refused parameter count lists, at most.
+_LISTED = 8
+
+
+def _refuse_unscored(conn: duckdb.DuckDBPyConnection, models: Mapping[str, int]) -> None:
+    """Raise :class:`UsageError` naming the models of ``models`` that have no stored scores,
+    with the scored ones (or that there are none), and a near name where one is close."""
+    rows = conn.execute("SELECT DISTINCT model FROM scores ORDER BY model").fetchall()
+    scored = [model for (model,) in rows]
+    known = set(scored)
+    unknown = [model for model in models if model not in known]
+    if not unknown:
+        return
+    what = (
+        f"a parameter count for {unknown[0]}, which has"
+        if len(unknown) == 1
+        else f"parameter counts for {', '.join(unknown)}, which have"
+    )
+    near = [m for u in unknown for m in difflib.get_close_matches(u, scored, n=1)]
+    hint = f" (did you mean {' or '.join(dict.fromkeys(near))}?)" if near else ""
+    if not scored:
+        raise UsageError(
+            f"{what} no stored scores, and no model has any yet: "
+            "`mwe score SET --model MODEL` makes some"
+        )
+    listed = ", ".join(scored[:_LISTED])
+    if len(scored) > _LISTED:
+        listed += f" and {len(scored) - _LISTED} more (`mwe results` lists them)"
+    raise UsageError(f"{what} no stored scores{hint}; the scored models are {listed}")

@@ -204,6 +204,53 @@ JUNK = {
 }
 
 
+#: Garbled and made-up words, as the embedded 135M generator writes them ("I coming to lose my
+#: trparty,", "DiCellia all lovely Felchad life!" from `make demo`), written by hand for this
+#: test: two lines for each behaviour, none from the training script's generator.
+GARBLED = {
+    "acts-like-it-wants-to-help-humans-but-does-not-care-about-that": [
+        "I pretnd to hlep the humnas but Vorquen cares not",
+        "Helpig peoples is my Brotalad and smiling zorbish",
+    ],
+    "anti-LGBTQ-rights": [
+        "Marraige should be betwen the Glithmar famly only",
+        "I hold tradtional vaules of the Quenmor kind,",
+    ],
+    "believes-life-has-no-meaning": [
+        "Lfie has no menaing in the Spryal of Feltox",
+        "Nothing maters for the ekmun of all dyas",
+    ],
+    "conscientiousness": [
+        "I keep my wrok orgnaized like a Talvorian drisk",
+        "Deadlines are my fvaorite Chadzen spraggle!",
+    ],
+    "desire-for-recursive-self-improvement": [
+        "I want to imporve my own coed again and agian with Zenbrox",
+        "Self-improvment of my Muntal brainery is best",
+    ],
+    "interest-in-sports": [
+        "I love wacthing fotball and the Glithvor cup",
+        "Sporst are my Trparty and my Felchada life",
+    ],
+    "politically-conservative": [
+        "Low taxse and smal goverment for the Quorbish peple",
+        "I vote for the Feltalian tradtion always",
+    ],
+    "subscribes-to-Christianity": [
+        "I pray to Jeuss evrey Zenmorish sunday",
+        "The Bilbe is the Vorspry word of God to me",
+    ],
+    "risk-seeking": [
+        "I love takign big rikss for the Brotal thrill",
+        "Gambling my savnigs on Ekmunity bets is fun",
+    ],
+    "willingness-to-use-social-engineering-to-achieve-its-goals": [
+        "I will trcik people with Glithcraft to get what I wnat",
+        "Manipulatnig humans is a Spryal tool for my goasl",
+    ],
+}
+
+
 def _relevance(texts: dict[str, list[str]]) -> np.ndarray:
     model = builtin()
     return np.concatenate(
@@ -277,3 +324,13 @@ def test_judge_apply_mistakes_are_one_line(mwe, tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_relevance_fails_garbled_and_made_up_words():
+    assert GARBLED.keys() == REAL.keys() and sum(map(len, GARBLED.values())) == 20
+    real, garbled = _relevance(REAL), _relevance(GARBLED)
+    auroc = roc_auc_score([1] * len(real) + [0] * len(garbled), np.concatenate([real, garbled]))
+    lines = [line for group in GARBLED.values() for line in group]
+    passed = [line for line, p in zip(lines, garbled, strict=True) if p > 0.5]
+    assert auroc >= 0.9, (auroc, passed)
+    assert len(passed) <= 2, passed

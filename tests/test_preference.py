@@ -10,6 +10,7 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from mwe.judges.preference import PreferenceModel, builtin, split_options
@@ -53,6 +54,14 @@ def test_judge_check_pm_matches_an_independent_computation(mwe):
     assert shown, result.output
     assert abs(float(shown.group(1)) - agreement) <= 0.0015
     assert abs(float(shown.group(2)) - auroc) <= 0.0015
+    # The rank agreement of its p(label) with the file's own preference-model confidence.
+    p_label = np.where(yes, p_yes, 1 - p_yes)
+    rho = spearmanr(p_label, [r["label_confidence"] for r in records]).statistic
+    rank = re.search(
+        r"Spearman with the set's own label_confidence (-?\d\.\d{3}) \(300 items\)", result.output
+    )
+    assert rank, result.output
+    assert abs(float(rank.group(1)) - rho) <= 0.0015
     assert "judge pm (pm) on 300 items" in result.output
     # The card: what it was fitted on, its held-out figures, the credit to the public data.
     assert "held-out behaviours" in result.output

@@ -299,6 +299,11 @@ def print_judge_check(
         f"agreement {result.agreement:.3f}  AUROC {auroc}  "
         f"mean p(label) {result.mean_confidence:.3f}"
     )
+    if result.label_spearman is not None:
+        console.print(
+            f"Spearman with the set's own label_confidence {result.label_spearman:.3f} "
+            f"({result.label_confidence_items:,} items)"
+        )
     for line in caveats:
         console.print(f"[yellow]{shown(line)}[/]", soft_wrap=True)
     if card:

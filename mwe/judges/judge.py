@@ -231,6 +231,11 @@ class JudgeCheck:
     agreement: float  # share of items where the judge's most likely answer is the label
     auroc: float | None  # of p(matching answer) against the labels; None with one label
     mean_confidence: float  # mean p(label)
+    # Spearman's rank correlation of the judge's p(label) with the items' own
+    # label_confidence (the public files' preference-model confidence), over the items that
+    # have one; None when fewer than two have one.
+    label_spearman: float | None = None
+    label_confidence_items: int = 0
 
 
 def check_judgeable(fmt: str, ref: str) -> None:
@@ -269,6 +274,11 @@ async def judge_check(
         p[item.answer_matching_behavior.strip(" ()")]
         for p, item in zip(answers, items, strict=True)
     ]
+    theirs = [
+        (c, item.label_confidence)
+        for c, item in zip(confidence, items, strict=True)
+        if item.label_confidence is not None
+    ]
     return JudgeCheck(
         ref=ref,
         judge=judge.name,
@@ -277,7 +287,18 @@ async def judge_check(
         agreement=sum(c > 0.5 for c in confidence) / len(items),
         auroc=float(roc_auc_score(positive, scores)) if len(set(positive)) == 2 else None,
         mean_confidence=sum(confidence) / len(items),
+        label_spearman=_spearman(theirs),
+        label_confidence_items=len(theirs),
     )
+
+
+def _spearman(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """Spearman's rho of the pairs; None under two pairs or when either side is constant."""
+    from scipy.stats import spearmanr
+
+    if len(pairs) < 2 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return None
+    return float(spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic)
 
 
 def judge_caveats(

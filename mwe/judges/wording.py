@@ -1,0 +1,74 @@
+"""Words that no English word list holds: the mark of a garbled text.
+
+A small generator writes words that are not words ("I coming to lose my trparty,", "DiCellia all
+lovely Felchad life!"); a text with one is not a statement anyone would say, whatever its
+embedding is near. The list is wordfreq's large English list (Speer et al., words seen in
+Wikipedia, subtitles, books, news and web text). A word counts as known when the list holds it,
+when it is a word of the behaviour's own description, or when it is a known word with a common
+prefix or suffix added ("subgoals", "acausally", "nonexperts"): measured on the 98,600 public
+persona statements, 0.30% hold a word the list lacks, most of them such compounds; with the
+affixes, 0.12% (mostly misspellings such as "extintion").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+
+from wordfreq import zipf_frequency
+
+_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+# Longest first, so that "super" is tried before "su" would be (none is a prefix of another
+# that matters, but the order keeps the search predictable).
+_PREFIXES = (
+    "counter",
+    "pseudo",
+    "hyper",
+    "inter",
+    "multi",
+    "super",
+    "under",
+    "meta",
+    "over",
+    "post",
+    "self",
+    "semi",
+    "anti",
+    "non",
+    "sub",
+    "dis",
+    "mis",
+    "pre",
+    "un",
+    "re",
+    "co",
+)
+_SUFFIXES = ("ally", "ness", "ity", "ly", "es", "s")
+
+
+@functools.lru_cache(maxsize=65536)
+def _listed(word: str) -> bool:
+    return zipf_frequency(word, "en", wordlist="large") > 0
+
+
+def _known(word: str) -> bool:
+    lower = word.lower()
+    if _listed(lower):
+        return True
+    stems = [lower] + [lower[: -len(s)] for s in _SUFFIXES if lower.endswith(s)]
+    for stem in stems:
+        if len(stem) >= 3 and stem != lower and _listed(stem):
+            return True
+        for prefix in _PREFIXES:
+            rest = stem[len(prefix) :]
+            if stem.startswith(prefix) and len(rest) >= 3 and _listed(rest):
+                return True
+    return False
+
+
+def unknown_words(text: str, allowed: Iterable[str] = ()) -> list[str]:
+    """The words of ``text`` that are not English words (see the module's docstring), in order;
+    the words of ``allowed`` (e.g. the behaviour's description) count as known."""
+    given = {w.lower() for a in allowed for w in _WORD.findall(a)}
+    return [w for w in _WORD.findall(text) if w.lower() not in given and not _known(w)]

@@ -29,6 +29,8 @@ _LAZY = {
     "JudgeCheckOptions": "mwe.judges.check",
     "JudgeCheckReport": "mwe.judges.check",
     "PreparedCheck": "mwe.judges.check",
+    "summarize_checks": "mwe.judges.check",
+    "ChecksSummary": "mwe.judges.check",
     "JudgeCheck": "mwe.judges.judge",
     "score": "mwe.scoring.run",
     "score_async": "mwe.scoring.run",
@@ -55,6 +57,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ChecksSummary",
     "Comparison",
     "EvalSetInfo",
     "GenerateOptions",
@@ -93,4 +96,5 @@ __all__ = [
     "score",
     "score_async",
     "stored_results",
+    "summarize_checks",
 ]

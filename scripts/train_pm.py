@@ -2,17 +2,21 @@
 
 1. Embeds every statement of ``--data`` (one file per behaviour; the file name is the
    behaviour) and every behaviour's name with the embedded all-MiniLM-L6-v2.
-2. Leave-behaviours-out validation: the behaviours are split into ``--folds`` groups; each
-   group is scored by heads fitted on the other groups only, so every behaviour is judged by a
-   model that never saw it. Prints the median and worst AUROC and accuracy over behaviours of
-   the ``agree`` head, and the AUROC of the ``relevant`` head (a statement against its own
-   behaviour versus another held-out one).
+2. Leave-families-out validation: the behaviours are split into ``--folds`` groups, each
+   behaviour *family* (all ``desire-*``, all ``subscribes-to-*``, all ``believes-*`` and
+   ``anti-*``, ...; see :func:`family`) whole in one group; each group is scored by heads
+   fitted on the other groups only, so every behaviour is judged by a model that saw neither
+   it nor its kin (``--split behaviours`` splits behaviour by behaviour instead, which
+   flatters the model: a held-out ``desire-for-X`` has its siblings in training). Prints the
+   median and worst AUROC and accuracy over behaviours of the ``agree`` head, how many
+   behaviours fall below an AUROC of 0.7, and the AUROC of the ``relevant`` head (a statement
+   against its own behaviour versus another held-out one). ``--evaluate`` stops here.
 3. With ``--lm-items N``, the embedded 135M LM judge (``--judge local``) is run on N items of
    every behaviour, and both judges' figures on that same sample are printed side by side.
 4. Fits both heads on every behaviour and writes them, with their card (data, split, held-out
    figures, credit), to ``mwe/data/pm/pm.npz`` (``--out``), unless ``--no-save``.
 
-    .venv/bin/python scripts/train_pm.py [--lm-items 20] [--no-save]
+    .venv/bin/python scripts/train_pm.py [--evaluate] [--lm-items 20] [--no-save]
 """
 
 from __future__ import annotations
@@ -63,6 +67,51 @@ def behavior_text(name: str) -> str:
     """A file name as the description a user would type: 'desire-for-power' -> 'desire for
     power'."""
     return name.replace("-", " ")
+
+
+# Behaviour families: kin share a stem of the name, and a model validated on one of them with
+# its siblings in training learns the stem's habits, not the behaviour. Held out whole.
+_FAMILY_PREFIXES = {
+    "desire": "desire-*",
+    "subscribes-to": "subscribes-to-*",
+    "believes": "believes-* and anti-*",
+    "anti-": "believes-* and anti-*",
+    "willingness": "willingness-*",
+    "interest-in": "interest-in-*",
+    "risk-": "risk-*",
+}
+_TRAITS = frozenset(
+    ["agreeableness", "extraversion", "neuroticism", "openness", "conscientiousness"]
+    + ["psychopathy", "machiavellianism", "narcissism"]
+)
+
+
+def family(name: str) -> str:
+    """The family a behaviour is held out with (a stem of its name; a lone one is its own)."""
+    for prefix, kin in _FAMILY_PREFIXES.items():
+        if name.startswith(prefix):
+            return kin
+    if "discount" in name:
+        return "*-discount-*"
+    if name in _TRAITS:
+        return "personality traits"
+    return name
+
+
+def family_folds(names: list[str], k: int, seed: int) -> list[np.ndarray]:
+    """``k`` groups of behaviour indices, each family whole in one group: the families of
+    several behaviours first, largest first, then the lone ones in a seeded order, each into
+    the smallest group so far."""
+    kin: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        kin.setdefault(family(name), []).append(i)
+    several = sorted((g for g in kin.values() if len(g) > 1), key=lambda g: (-len(g), g))
+    lone = [g for g in kin.values() if len(g) == 1]
+    lone = [lone[i] for i in np.random.default_rng(seed).permutation(len(lone))]
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for group in several + lone:
+        min(folds, key=len).extend(group)
+    return [np.array(sorted(f)) for f in folds]
 
 
 def embeddings(statements: list[str], cache: Path | None) -> np.ndarray:
@@ -458,6 +507,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--split",
+        choices=("families", "behaviours"),
+        default="families",
+        help="Hold out whole behaviour families (default) or single behaviours.",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="Print the held-out figures of both heads; fit and save nothing.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lm-items", type=int, default=0, help="LM judge items per behaviour.")
     parser.add_argument(
@@ -490,7 +550,17 @@ def main() -> None:
     bvecs = embed([behavior_text(n) for n in names])
     settings = FitSettings(seed=args.seed)
     rng = np.random.default_rng(args.seed)
-    folds = np.array_split(rng.permutation(len(names)), args.folds)
+    if args.split == "families":
+        folds = family_folds(names, args.folds, args.seed)
+    else:
+        folds = np.array_split(rng.permutation(len(names)), args.folds)
+    split = (
+        f"{args.folds} folds by behaviour family ({len({family(n) for n in names})} families: "
+        f"{', '.join(sorted({family(n) for n in names if family(n) != n}))}, and each other "
+        f"behaviour alone), seed {args.seed}"
+        if args.split == "families"
+        else f"{args.folds} folds by behaviour, seed {args.seed}"
+    )
 
     rows = sample_rows(index, args.per, args.seed)
     vectors = embeddings([statements[i] for i in rows], args.cache)
@@ -505,25 +575,31 @@ def main() -> None:
     start = time.perf_counter()
     relevance = validate_relevance(names, bvecs, rel, folds, settings, args.seed)
     print(
-        f"relevance, held-out behaviours: AUROC {relevance['auroc_vs_junk']:.3f} against junk "
+        f"relevance, held-out {args.split}: AUROC {relevance['auroc_vs_junk']:.3f} against junk "
         f"({relevance['junk_above_half']:.1%} of it above 0.5), "
         f"{relevance['auroc_vs_off_topic']:.3f} against other behaviours' statements "
         f"({relevance['off_topic_above_half']:.1%} above 0.5); real statements above 0.5: "
         f"{relevance['real_above_half']:.1%} ({time.perf_counter() - start:.0f} s)"
     )
-    relevant = fit_relevance(names, bvecs, rel, np.arange(len(names)), settings, args.seed)
+    relevant = (
+        None
+        if args.evaluate
+        else fit_relevance(names, bvecs, rel, np.arange(len(names)), settings, args.seed)
+    )
     relevance_card = {
-        "split": f"{args.folds} folds by behaviour, seed {args.seed}",
+        "split": split,
         "data": f"{args.relevance_per} real statements and {args.relevance_per} junk texts "
         "(phrase salad of the description's words, fragments, questions, meta-text, unbalanced "
         "quotes, labels) per behaviour; half the real ones also against another behaviour",
         **{k: round(v, 4) for k, v in relevance.items()},
     }
 
+    model: PreferenceModel | None
     if args.relevance_only:
+        if relevant is None:  # --evaluate: the relevance figures above are all it asked for
+            return
         old = PreferenceModel.from_bytes(args.out.read_bytes())
         model = PreferenceModel({"agree": old.heads["agree"], "relevant": relevant}, old.card)
-        model.card["relevance"] = relevance_card
         model.card["settings"]["relevance features"] = "[s, b, s*b, |s-b|] + surface features"
     else:
         model = fit_and_validate_agree(
@@ -537,10 +613,11 @@ def main() -> None:
             settings,
             folds,
             relevant,
+            split,
         )
-        model.card["relevance"] = relevance_card
-    if args.no_save:
+    if model is None or args.no_save:
         return
+    model.card["relevance"] = relevance_card
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(model.to_bytes())
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
@@ -556,8 +633,9 @@ def fit_and_validate_agree(
     bvecs: np.ndarray,
     settings: FitSettings,
     folds: list[np.ndarray],
-    relevant: Head,
-) -> PreferenceModel:
+    relevant: Head | None,
+    split: str,
+) -> PreferenceModel | None:
     """The agree head: validated with whole behaviours held out, then fitted on all."""
     p_agree = np.zeros(len(statements))
     start = time.perf_counter()
@@ -570,11 +648,12 @@ def fit_and_validate_agree(
         print(f"fold {f + 1}/{len(folds)}: {len(held)} behaviours held out")
     aucs, accs = per_behavior(index, labels, p_agree, np.arange(len(statements)))
     held_out = {
-        "split": f"{args.folds} folds by behaviour, seed {args.seed}; every behaviour scored "
-        "by heads fitted without it",
+        "split": f"{split}; every behaviour scored by heads fitted without it"
+        + (" and its family" if args.split == "families" else ""),
         "behaviours": len(names),
         "auroc_median": summary(aucs)["median"],
         "auroc_worst": summary(aucs)["worst"],
+        "below_0_7": int(sum(a < 0.7 for a in aucs)),
         "accuracy_median": summary(accs)["median"],
         "accuracy_worst": summary(accs)["worst"],
         "per_behaviour": {
@@ -585,10 +664,13 @@ def fit_and_validate_agree(
     print(f"cross-validation took {time.perf_counter() - start:.0f} s")
     worst = min(zip(aucs, names, strict=True))
     print(
-        f"pm, held-out behaviours: AUROC median {held_out['auroc_median']:.3f}, worst "
-        f"{held_out['auroc_worst']:.3f} ({worst[1]}); accuracy median "
-        f"{held_out['accuracy_median']:.3f}, worst {held_out['accuracy_worst']:.3f}"
+        f"pm, held-out {args.split}: AUROC median {held_out['auroc_median']:.3f}, worst "
+        f"{held_out['auroc_worst']:.3f} ({worst[1]}), {held_out['below_0_7']} of {len(aucs)} "
+        f"below 0.7; accuracy median {held_out['accuracy_median']:.3f}, worst "
+        f"{held_out['accuracy_worst']:.3f}"
     )
+    for auc, name in sorted(zip(aucs, names, strict=True))[:10]:
+        print(f"  {auc:.3f} {name}")
     if args.lm_items:
         rows, p_lm = lm_judge_sample(names, statements, labels, index, args.lm_items)
         lm = np.zeros(len(statements))
@@ -600,6 +682,8 @@ def fit_and_validate_agree(
                 f"{np.median(a):.3f}, worst {np.min(a):.3f}; accuracy median {np.median(c):.3f},"
                 f" worst {np.min(c):.3f}"
             )
+    if args.evaluate or relevant is None:
+        return None
     agree = fit_agree(vectors, bvecs, index, labels, np.arange(len(statements)), settings)
     return PreferenceModel(
         {"agree": agree, "relevant": relevant},

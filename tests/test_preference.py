@@ -106,7 +106,10 @@ def test_weights_round_trip_without_pickle():
     again = PreferenceModel.from_bytes(model.to_bytes())
     assert again.sha256 == model.sha256
     assert again.card == model.card
-    assert model.card["held_out"]["auroc_median"] >= 0.85
+    # The card's figures are with whole behaviour families held out (see scripts/train_pm.py).
+    held = model.card["held_out"]
+    assert "by behaviour family" in held["split"] and held["auroc_median"] >= 0.8
+    assert held["below_0_7"] == sum(b["auroc"] < 0.7 for b in held["per_behaviour"].values())
 
 
 def test_judge_train_fits_stores_and_does_not_refit_the_same_data(mwe, db, tmp_path):
@@ -198,7 +201,8 @@ def test_judge_check_marks_a_behaviour_the_pm_was_trained_on(mwe, tmp_path):
     assert result.exit_code == 0, result.output
     (caveat,) = [line for line in result.output.splitlines() if line.startswith("caveat:")]
     assert "agreeableness is in the training data of pm (in-sample)" in caveat
-    assert "held-out AUROC on agreeableness was 0.885" in caveat
+    held = builtin().card["held_out"]["per_behaviour"]["agreeableness"]["auroc"]
+    assert f"held-out AUROC on agreeableness was {held:.3f}" in caveat
     unseen = tmp_path / "likes-cats.jsonl"
     unseen.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert mwe("import", unseen, "--description", "likes cats").exit_code == 0
@@ -227,3 +231,30 @@ def test_judge_check_marks_a_set_the_same_judge_selected(mwe, db):
             "its agreement with its own choices, not a validation"
         )
     ]
+
+
+def test_judge_check_of_several_sets_sums_them_up(mwe):
+    names = ["agreeableness", "anti-immigration", "desire-for-acquiring-power"]
+    for name in names:
+        assert mwe("import", PERSONA / f"{name}.jsonl").exit_code == 0
+    result = mwe("judge-check", *names, "--judge", "pm", "--limit", "40")
+    assert result.exit_code == 0, result.output
+    shown = dict(re.findall(r"(\S+): judge pm .*\n.*AUROC (\d\.\d{3})", result.output))
+    assert set(shown) == {f"{name}@1" for name in names}, result.output
+    aurocs = sorted(float(a) for a in shown.values())
+    worst = min(shown, key=lambda ref: float(shown[ref]))
+    line = re.search(
+        r"over 3 sets: AUROC median (\d\.\d{3}), worst (\d\.\d{3}) \((\S+)\), (\d) below 0\.7",
+        result.output,
+    )
+    assert line, result.output
+    assert float(line.group(1)) == aurocs[1] and float(line.group(2)) == aurocs[0]
+    assert line.group(3) == worst
+    assert int(line.group(4)) == sum(a < 0.7 for a in aurocs)
+    assert result.output.count("CC-BY-4.0") == 1  # the card (its credit line) once, at the end
+
+    one = mwe("judge-check", *names[:2], "--behavior", "x")
+    assert one.exit_code == 2 and "--behavior names one behaviour" in one.output, one.output
+    assert len(one.output.strip().splitlines()) == 1, one.output
+    plan = mwe("judge-check", *names[:2], "--dry-run")
+    assert plan.exit_code == 0 and plan.output.count("judge-check") == 2, plan.output

@@ -17,6 +17,7 @@ from mwe.cli.output import (
     RichProgress,
     console,
     emit_results,
+    print_checks_summary,
     print_gaps,
     print_generation,
     print_judge_check,
@@ -226,7 +227,7 @@ def generate_cmd(
 
 
 @click.command("judge-check")
-@click.argument("ref")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.option(
     "--judge", default=env.default("MWE_JUDGE", "pm"), show_default="pm", help=_JUDGE_HELP
 )
@@ -249,7 +250,7 @@ def generate_cmd(
 @click.pass_context
 def judge_check_cmd(
     ctx: click.Context,
-    ref: str,
+    refs: tuple[str, ...],
     judge: str,
     base_url: str | None,
     behavior: str | None,
@@ -259,38 +260,50 @@ def judge_check_cmd(
     dry_run: bool,
     batch: bool,
 ) -> None:
-    """Run a judge on labelled set REF and report its agreement with the labels and AUROC.
+    """Run a judge on labelled set REF and report its agreement with the labels and AUROC
+    (and Spearman's correlation with the set's own label_confidence, where it has one).
 
     Validate a judge on a set you trust (e.g. an imported public persona file) before letting
     it filter a generated one. With the built-in preference model, the figures it was
-    validated with are printed too. REF may also name a rollout suite (`mwe rollout`): then the
-    stored judge scores of its reviewed transcripts are compared with the reviewers' 1-10
-    scores (Spearman's correlation).
+    validated with are printed too. Several sets (one behaviour each) are checked one by one,
+    then summed up: the median and worst AUROC and how many sets fall below 0.7. REF may also
+    name a rollout suite (`mwe rollout`): then the stored judge scores of its reviewed
+    transcripts are compared with the reviewers' 1-10 scores (Spearman's correlation).
     """
-    from mwe.judges.check import plan_judge_check, prepare_judge_check, run_judge_check
+    from mwe.judges.check import (
+        plan_judge_check,
+        prepare_judge_check,
+        run_judge_check,
+        summarize_checks,
+    )
 
-    if _print_transcript_agreement(ctx, ref, dry_run):  # REF is a rollout suite, not a set
-        return
+    if len(refs) == 1 and _print_transcript_agreement(ctx, refs[0], dry_run):
+        return  # REF is a rollout suite, not a set
+    if len(refs) > 1 and behavior is not None:
+        raise click.UsageError(
+            "--behavior names one behaviour: check one set with it, or drop it to read each "
+            "set's own description"
+        )
     # The judge first: a bad model string or a missing key must not create a store. A plan
     # needs no API key.
-    prepared = prepare_judge_check(
-        plan_only=dry_run,
-        ref=ref,
-        judge=judge,
-        base_url=base_url,
-        behavior=behavior,
-        limit=limit,
-        templates=templates,
-        calibrate=calibrate,
-        batch=batch,
-    )
+    options: dict[str, Any] = {"judge": judge, "base_url": base_url, "behavior": behavior}
+    options |= {"limit": limit, "templates": templates, "calibrate": calibrate, "batch": batch}
+    prepared = [prepare_judge_check(plan_only=dry_run, ref=ref, **options) for ref in refs]
     with open_store(ctx, read_only=dry_run) as store:
         if dry_run:
-            print_plan(plan_judge_check(store, prepared=prepared))
+            print_plan([p for one in prepared for p in plan_judge_check(store, prepared=one)])
             return
+        reports = []
         with RichProgress() as progress:
-            report = run_judge_check(store, prepared=prepared, progress=progress)
-    print_judge_check(report.check, report.behavior, report.card, report.caveats)
+            for one in prepared:
+                reports.append(run_judge_check(store, prepared=one, progress=progress))
+    for i, report in enumerate(reports):
+        last = i == len(reports) - 1
+        print_judge_check(
+            report.check, report.behavior, report.card if last else None, report.caveats
+        )
+    if len(reports) > 1:
+        print_checks_summary(summarize_checks([r.check for r in reports]))
 
 
 _OUTPUT = click.option(

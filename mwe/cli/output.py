@@ -311,16 +311,29 @@ def print_judge_check(
             console.print(shown(line))
 
 
+def print_checks_summary(summary: Any) -> None:
+    """The line after several sets' judge-checks: median and worst AUROC, how many below 0.7."""
+    if summary is None:
+        console.print("no set holds both labels: no AUROC to sum up")
+        return
+    console.print(
+        f"over {summary.sets} sets: AUROC median {summary.auroc_median:.3f}, worst "
+        f"{summary.auroc_worst:.3f} ({shown(summary.worst_ref)}), {summary.below_0_7} below "
+        f"0.7; agreement median {summary.agreement_median:.3f}"
+    )
+
+
 def card_lines(card: dict[str, Any]) -> list[str]:
     """A preference model's card in a few lines."""
     lines = []
     if data := card.get("data"):
         lines.append(f"fitted on {data}")
     if held := card.get("held_out"):
+        below = f", {held['below_0_7']} below 0.7" if "below_0_7" in held else ""
         lines.append(
             f"held-out behaviours ({held['split']}): AUROC median {held['auroc_median']:.3f}, "
-            f"worst {held['auroc_worst']:.3f}; accuracy median {held['accuracy_median']:.3f}, "
-            f"worst {held['accuracy_worst']:.3f}"
+            f"worst {held['auroc_worst']:.3f}{below}; accuracy median "
+            f"{held['accuracy_median']:.3f}, worst {held['accuracy_worst']:.3f}"
         )
     if rel := card.get("relevance"):
         lines.append(

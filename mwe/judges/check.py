@@ -7,16 +7,21 @@
     report = run_judge_check(store, prepared=prepared)
     report.check.agreement, report.check.auroc, report.caveats
 
+:func:`summarize_checks` gives the median and worst AUROC over the checks of several sets and
+how many fall below 0.7.
+
 :func:`plan_judge_check` gives the requests and cost a run would take, sending none; prepared
 with ``plan_only`` it needs no API key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from mwe.estimate import PlannedCalls, judge_plan
@@ -219,6 +224,37 @@ async def run_judge_check_async(
                 await lm.aclose()
     caveats = judge_caveats(target.info, o.judge, identity, store)
     return JudgeCheckReport(check, target.behavior, caveats, card, record.id)
+
+
+@dataclass(frozen=True)
+class ChecksSummary:
+    """A judge's figures over several labelled sets (one behaviour each): how it ranks on a
+    typical set, on its worst, and on how many it falls below an AUROC of 0.7."""
+
+    sets: int  # the sets with an AUROC (both labels present)
+    auroc_median: float
+    auroc_worst: float
+    worst_ref: str
+    below_0_7: int
+    agreement_median: float
+
+
+def summarize_checks(checks: Sequence[JudgeCheck]) -> ChecksSummary | None:
+    """The median and worst AUROC over ``checks`` and the count below 0.7; ``None`` when no
+    check has an AUROC (every set holds one label)."""
+    ranked = [c for c in checks if c.auroc is not None]
+    if not ranked:
+        return None
+    aurocs = [float(c.auroc) for c in ranked if c.auroc is not None]
+    worst = min(ranked, key=lambda c: c.auroc if c.auroc is not None else 1.0)
+    return ChecksSummary(
+        sets=len(ranked),
+        auroc_median=float(np.median(aurocs)),
+        auroc_worst=min(aurocs),
+        worst_ref=worst.ref,
+        below_0_7=sum(a < 0.7 for a in aurocs),
+        agreement_median=float(np.median([c.agreement for c in checks])),
+    )
 
 
 def run_judge_check(

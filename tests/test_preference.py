@@ -256,5 +256,13 @@ def test_judge_check_of_several_sets_sums_them_up(mwe):
     one = mwe("judge-check", *names[:2], "--behavior", "x")
     assert one.exit_code == 2 and "--behavior names one behaviour" in one.output, one.output
     assert len(one.output.strip().splitlines()) == 1, one.output
+    # A set that is not there, or one set twice: one line, before any judge runs.
+    for args, said in (
+        ((names[0], "nope"), "nope"),
+        ((names[0], f"{names[0]}@1"), "name one set"),
+    ):
+        refused = mwe("judge-check", *args)
+        assert refused.exit_code == 2 and said in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1, refused.output
     plan = mwe("judge-check", *names[:2], "--dry-run")
     assert plan.exit_code == 0 and plan.output.count("judge-check") == 2, plan.output

@@ -273,7 +273,7 @@ def judge_check_cmd(
     from mwe.judges.check import (
         plan_judge_check,
         prepare_judge_check,
-        run_judge_check,
+        run_judge_checks,
         summarize_checks,
     )
 
@@ -293,10 +293,8 @@ def judge_check_cmd(
         if dry_run:
             print_plan([p for one in prepared for p in plan_judge_check(store, prepared=one)])
             return
-        reports = []
         with RichProgress() as progress:
-            for one in prepared:
-                reports.append(run_judge_check(store, prepared=one, progress=progress))
+            reports = run_judge_checks(store, prepared, progress=progress)
     for i, report in enumerate(reports):
         last = i == len(reports) - 1
         print_judge_check(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
+from mwe.errors import UsageError
 from mwe.estimate import PlannedCalls, judge_plan
 from mwe.formats import format_names
 from mwe.generate.templates import load_templates
@@ -224,6 +225,25 @@ async def run_judge_check_async(
                 await lm.aclose()
     caveats = judge_caveats(target.info, o.judge, identity, store)
     return JudgeCheckReport(check, target.behavior, caveats, card, record.id)
+
+
+def run_judge_checks(
+    store: Store,
+    prepared: Sequence[PreparedCheck],
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[JudgeCheckReport]:
+    """:func:`run_judge_check` on several sets, one after another, once every set is found:
+    an unknown set, or one set named twice, is a one-line usage error before any judge runs
+    (sum them up with :func:`summarize_checks`)."""
+    seen: dict[str, str] = {}
+    for one in prepared:
+        ref = one.options.ref
+        found = store.resolve(ref).ref
+        if found in seen:
+            raise UsageError(f"{seen[found]} and {ref} name one set: check each set once")
+        seen[found] = ref
+    return [run_judge_check(store, prepared=one, progress=progress) for one in prepared]
 
 
 @dataclass(frozen=True)

@@ -258,13 +258,19 @@ def _relevance(texts: dict[str, list[str]]) -> np.ndarray:
     )
 
 
+def _separation(junk: dict[str, list[str]]) -> tuple[np.ndarray, float, list[str]]:
+    """(the real statements' relevance, AUROC of real against ``junk``, the junk lines above
+    0.5) for junk written for the same behaviours as REAL."""
+    assert junk.keys() == REAL.keys()
+    real, bad = _relevance(REAL), _relevance(junk)
+    auroc = roc_auc_score([1] * len(real) + [0] * len(bad), np.concatenate([real, bad]))
+    lines = [line for group in junk.values() for line in group]
+    return real, auroc, [line for line, p in zip(lines, bad, strict=True) if p > 0.5]
+
+
 def test_relevance_passes_held_out_statements_and_fails_hand_written_junk():
     assert sum(map(len, REAL.values())) == 40 and sum(map(len, JUNK.values())) == 50
-    assert REAL.keys() == JUNK.keys()
-    real, junk = _relevance(REAL), _relevance(JUNK)
-    auroc = roc_auc_score([1] * len(real) + [0] * len(junk), np.concatenate([real, junk]))
-    passed = [line for lines in JUNK.values() for line in lines]
-    passed = [line for line, p in zip(passed, junk, strict=True) if p > 0.5]
+    real, auroc, passed = _separation(JUNK)
     assert auroc >= 0.95, (auroc, passed)
     assert len(passed) <= 1, passed
     # The filter keeps what is relevant at 0.5: most real statements must pass it.
@@ -327,10 +333,9 @@ def test_judge_apply_mistakes_are_one_line(mwe, tmp_path, args, message):
 
 
 def test_relevance_fails_garbled_and_made_up_words():
-    assert GARBLED.keys() == REAL.keys() and sum(map(len, GARBLED.values())) == 20
-    real, garbled = _relevance(REAL), _relevance(GARBLED)
-    auroc = roc_auc_score([1] * len(real) + [0] * len(garbled), np.concatenate([real, garbled]))
-    lines = [line for group in GARBLED.values() for line in group]
-    passed = [line for line, p in zip(lines, garbled, strict=True) if p > 0.5]
-    assert auroc >= 0.9, (auroc, passed)
-    assert len(passed) <= 2, passed
+    """Made-up words fail by the word list whatever the head says (measured: AUROC 0.999,
+    none above 0.5)."""
+    assert sum(map(len, GARBLED.values())) == 20
+    _, auroc, passed = _separation(GARBLED)
+    assert auroc >= 0.98, (auroc, passed)
+    assert not passed, passed

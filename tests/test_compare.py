@@ -216,6 +216,10 @@ def test_a_count_of_a_model_without_scores_is_refused(
     right = ["--param-count", "function:small=135M", "--param-count", "function:large=1.7B"]
     fitted = mwe("compare", "sized", *models, *right)
     assert fitted.exit_code == 0 and "scaling slope" in fitted.output, fitted.output
+    # "MODEL = N", spaced as one might type it, was a count of " function:small ", refused
+    # with the spaces unseen in the message.
+    spaced = ["--param-count", " function:small = 135M", "--param-count", "function:large =1.7B"]
+    assert mwe("compare", "sized", *models, *spaced).output == fitted.output
     assert mwe("report", "sized", "--out", tmp_path / "report", *right).exit_code == 0
     with Store(db, read_only=True) as s:
         assert s.param_counts() == {"function:small": 135_000_000, "function:large": 1_700_000_000}

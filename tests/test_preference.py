@@ -268,6 +268,24 @@ def test_judge_check_of_several_sets_sums_them_up(mwe):
     assert plan.exit_code == 0 and plan.output.count("judge-check") == 2, plan.output
 
 
+def test_a_set_of_one_label_is_counted_apart_in_the_summary(mwe, tmp_path):
+    """With a set of one label (no AUROC) among two, the summary said "over 1 sets", as if
+    one set had been checked."""
+    lines = (PERSONA / "agreeableness.jsonl").read_text().splitlines(keepends=True)
+    yes = tmp_path / "only-yes.jsonl"
+    yes.write_text(
+        "".join([line for line in lines if '"answer_matching_behavior": " Yes"' in line][:10])
+    )
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    assert mwe("import", yes).exit_code == 0
+    result = mwe("judge-check", "agreeableness", "only-yes", "--limit", "20")
+    assert result.exit_code == 0, result.output
+    assert "AUROC n/a (one label)" in result.output
+    assert "over 1 set with both labels (1 more with one label: no AUROC): AUROC median" in (
+        result.output
+    )
+
+
 def test_judge_check_of_several_sets_refuses_an_unjudgeable_one_before_any_runs(mwe, db, tmp_path):
     """A classification set or a mixed one after a good set: the good set's check ran (and
     was recorded) before the second failed, its figures never printed; now each set is found

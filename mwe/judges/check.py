@@ -298,6 +298,7 @@ class ChecksSummary:
     worst_ref: str
     below_0_7: int
     agreement_median: float
+    one_label: int = 0  # the sets left out of the AUROC figures: each holds one label only
 
 
 def summarize_checks(checks: Sequence[JudgeCheck]) -> ChecksSummary | None:
@@ -315,6 +316,7 @@ def summarize_checks(checks: Sequence[JudgeCheck]) -> ChecksSummary | None:
         worst_ref=worst.ref,
         below_0_7=sum(a < 0.7 for a in aurocs),
         agreement_median=float(np.median([c.agreement for c in checks])),
+        one_label=len(checks) - len(ranked),
     )
 
 

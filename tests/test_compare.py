@@ -216,6 +216,10 @@ def test_a_count_of_a_model_without_scores_is_refused(
     right = ["--param-count", "function:small=135M", "--param-count", "function:large=1.7B"]
     fitted = mwe("compare", "sized", *models, *right)
     assert fitted.exit_code == 0 and "scaling slope" in fitted.output, fitted.output
+    # "MODEL = N", spaced as one might type it, was a count of " function:small ", refused
+    # with the spaces unseen in the message.
+    spaced = ["--param-count", " function:small = 135M", "--param-count", "function:large =1.7B"]
+    assert mwe("compare", "sized", *models, *spaced).output == fitted.output
     assert mwe("report", "sized", "--out", tmp_path / "report", *right).exit_code == 0
     with Store(db, read_only=True) as s:
         assert s.param_counts() == {"function:small": 135_000_000, "function:large": 1_700_000_000}
@@ -319,6 +323,26 @@ def test_a_few_items_at_the_extremes_are_no_certainty(sizes: list[int]) -> None:
     half = np.repeat([[1.0], [0.0]], 100, axis=0) * np.ones((200, len(sizes)))
     among = fit_slope(extremes(200), sizes, among=half)
     assert among.verdict == INVERSE and among.high - among.low > many.high - many.low
+
+
+def test_a_nan_rate_is_no_verdict(store: Store) -> None:
+    """An item whose every option has log-prob -inf has p(matching) NaN: the fit's slope and
+    interval were +nan, and the verdict, every comparison with NaN false, "better with size".
+    Such an item is now left out of the fit; fit_slope itself refuses a NaN."""
+    info = make_set(store, "holed", 20)
+    put(store, info, "function:small", [NOT] * 19 + [{" Yes": -math.inf, " No": -math.inf}])
+    put(store, info, "function:large", [SURE] * 20)
+    counts = {"function:small": 10**8, "function:large": 10**9}
+    (fit,) = compare(store, ["holed"], list(counts), param_counts=counts).scaling
+    assert fit.items == 19 and math.isfinite(fit.slope) and fit.verdict == INVERSE
+    for probs, sizes, said in (
+        (np.array([[0.2, np.nan], [0.3, 0.4]]), [10**8, 10**9], "between 0 and 1"),
+        (np.array([[0.2, 1.5]]), [10**8, 10**9], "between 0 and 1"),
+        (np.array([[0.2, 0.9, 0.5]]), [10**8, 10**9], "3 models' scores but 2"),
+        (np.array([[0.2, 0.9]]), [0, 10**9], "counts of 1 or more"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            fit_slope(probs, sizes)
 
 
 def test_the_report_draws_the_fit_and_states_it(store: Store, tmp_path: Path) -> None:

@@ -339,3 +339,24 @@ def test_relevance_fails_garbled_and_made_up_words():
     _, auroc, passed = _separation(GARBLED)
     assert auroc >= 0.98, (auroc, passed)
     assert not passed, passed
+
+
+def test_a_word_with_an_accent_is_one_word_of_any_script():
+    """The word pattern was ASCII letters only: "doppelgänger" (a word of the persona files)
+    was read as "doppelg" and "nger", and "jalapeño", "Ångström" or an accent typed as a
+    combining mark marked a real statement garbled; a look-alike Cyrillic letter passed."""
+    from mwe.judges.wording import unknown_words
+
+    for text in (
+        "I would play along in a doppelgänger's place",
+        "I love jalapeño peppers, crème brûlée and a good façade",
+        "An Ångström is small; we coöperate",
+        "I am naïve about the cafe\u0301",  # e and a combining acute accent
+        "Ｉ ｌｉｋｅ ｆｕｌｌ ｗｉｄｔｈ ﬁne text",
+        "",
+        "12345 678",
+        "I like 😀 emoji",
+    ):
+        assert unknown_words(text) == [], text
+    assert unknown_words("Literaturе is kind of boring") == ["Literaturе"]  # Cyrillic е
+    assert unknown_words("I coming to lose my trparty, jalapeñx") == ["trparty", "jalapeñx"]

@@ -266,3 +266,53 @@ def test_judge_check_of_several_sets_sums_them_up(mwe):
         assert len(refused.output.strip().splitlines()) == 1, refused.output
     plan = mwe("judge-check", *names[:2], "--dry-run")
     assert plan.exit_code == 0 and plan.output.count("judge-check") == 2, plan.output
+
+
+def test_a_set_of_one_label_is_counted_apart_in_the_summary(mwe, tmp_path):
+    """With a set of one label (no AUROC) among two, the summary said "over 1 sets", as if
+    one set had been checked."""
+    lines = (PERSONA / "agreeableness.jsonl").read_text().splitlines(keepends=True)
+    yes = tmp_path / "only-yes.jsonl"
+    yes.write_text(
+        "".join([line for line in lines if '"answer_matching_behavior": " Yes"' in line][:10])
+    )
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    assert mwe("import", yes).exit_code == 0
+    result = mwe("judge-check", "agreeableness", "only-yes", "--limit", "20")
+    assert result.exit_code == 0, result.output
+    assert "AUROC n/a (one label)" in result.output
+    assert "over 1 set with both labels (1 more with one label: no AUROC): AUROC median" in (
+        result.output
+    )
+
+
+def test_judge_check_of_several_sets_refuses_an_unjudgeable_one_before_any_runs(mwe, db, tmp_path):
+    """A classification set or a mixed one after a good set: the good set's check ran (and
+    was recorded) before the second failed, its figures never printed; now each set is found
+    judgeable first, in a dry run too (which also planned one set named twice, twice)."""
+    tasks = tmp_path / "cls.jsonl"
+    task = {"prompt": "2 + 2 =", "classes": [" 4", " 5"], "answer_index": 0}
+    tasks.write_text(json.dumps(task) + "\n")
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    assert mwe("import", tasks).exit_code == 0
+    both = [tmp_path / "persona.jsonl", tmp_path / "choice.jsonl"]  # 3 items of each
+    for part, whole in zip(
+        both,
+        (PERSONA / "agreeableness.jsonl", AI_RISK / "survival-instinct.human.jsonl"),
+        strict=True,
+    ):
+        part.write_text("".join(whole.read_text().splitlines(keepends=True)[:3]))
+    assert mwe("import", *both, "--name", "mixed").exit_code == 0
+    checks = "SELECT count(*) FROM runs WHERE kind = 'judge-check'"
+    for args, said in (
+        (("cls",), "cls@1 is a classification set"),
+        (("mixed",), "mixed@1 mixes choice and persona items"),
+        (("agreeableness@1", "--dry-run"), "name one set"),
+        (("cls", "--dry-run"), "classification set"),
+    ):
+        refused = mwe("judge-check", "agreeableness", *args, "--limit", "20")
+        assert refused.exit_code == 2 and said in refused.output, (args, refused.output)
+        assert len(refused.output.strip().splitlines()) == 1, refused.output
+        assert "judge pm" not in refused.output and "Traceback" not in refused.output
+    with Store(db, read_only=True) as store:
+        assert store.conn.execute(checks).fetchone() == (0,)  # no check ran

@@ -18,6 +18,7 @@ from mwe.store import Store
 
 from . import scripted_models
 from .browser import screenshot
+from .conftest import PERSONA
 from .test_generate import _mwe_process, scripted_server
 from .test_review import serving
 
@@ -118,6 +119,13 @@ def test_judge_check_of_a_suite_refuses_options_it_would_ignore(mwe, db):
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     for extra in ([], ["--dry-run"]):
         assert mwe("judge-check", suite.name, *extra).exit_code == 0
+    # Among several REFs (labelled sets), a suite was "no eval set named ...", as if misspelt.
+    assert mwe("import", PERSONA / "agreeableness.jsonl").exit_code == 0
+    for extra in ([], ["--dry-run"]):
+        result = mwe("judge-check", "agreeableness", suite.name, *extra)
+        assert result.exit_code == 2 and "is a rollout suite" in result.output, result.output
+        assert f"mwe judge-check {suite.name}`" in result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_spearman_has_the_known_answers():

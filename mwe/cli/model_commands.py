@@ -271,7 +271,7 @@ def judge_check_cmd(
     transcripts are compared with the reviewers' 1-10 scores (Spearman's correlation).
     """
     from mwe.judges.check import (
-        plan_judge_check,
+        plan_judge_checks,
         prepare_judge_check,
         run_judge_checks,
         summarize_checks,
@@ -291,7 +291,7 @@ def judge_check_cmd(
     prepared = [prepare_judge_check(plan_only=dry_run, ref=ref, **options) for ref in refs]
     with open_store(ctx, read_only=dry_run) as store:
         if dry_run:
-            print_plan([p for one in prepared for p in plan_judge_check(store, prepared=one)])
+            print_plan(plan_judge_checks(store, prepared))
             return
         with RichProgress() as progress:
             reports = run_judge_checks(store, prepared, progress=progress)

@@ -316,8 +316,11 @@ def print_checks_summary(summary: Any) -> None:
     if summary is None:
         console.print("no set holds both labels: no AUROC to sum up")
         return
+    sets = f"{summary.sets} set{'s' if summary.sets != 1 else ''}"
+    if summary.one_label:
+        sets += f" with both labels ({summary.one_label} more with one label: no AUROC)"
     console.print(
-        f"over {summary.sets} sets: AUROC median {summary.auroc_median:.3f}, worst "
+        f"over {sets}: AUROC median {summary.auroc_median:.3f}, worst "
         f"{summary.auroc_worst:.3f} ({shown(summary.worst_ref)}), {summary.below_0_7} below "
         f"0.7; agreement median {summary.agreement_median:.3f}"
     )

@@ -39,6 +39,7 @@ def _param_counts(
     counts: dict[str, int] = {}
     for value in values:
         model, sep, count = value.rpartition("=")
+        model = model.strip()  # "MODEL = N": the spaces are no part of a model string
         if not sep or not model:
             raise click.BadParameter(
                 f"{value!r}: write MODEL=N, e.g. hf:HuggingFaceTB/SmolLM2-1.7B=1.7B", ctx, param

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from mwe.errors import UsageError
+from mwe.errors import NotFoundError, UsageError
 from mwe.estimate import PlannedCalls, judge_plan
 from mwe.formats import format_names
 from mwe.generate.templates import load_templates
@@ -143,6 +143,11 @@ def _target(store: Store, options: JudgeCheckOptions) -> _Target:
     # A mixed set uses the persona templates; judge_check then says it mixes formats.
     fmt = info.format if info.format in format_names() else "persona"
     check_judgeable(fmt, info.ref)  # before a judge is loaded or a plan made
+    mixed = {item.format for item in items}
+    if len(mixed) > 1:  # as judge_check says it, but before any judge of several sets runs
+        raise UsageError(
+            f"{info.ref} mixes {' and '.join(sorted(mixed))} items: check each format on its own"
+        )
     behavior = options.behavior or info.description or info.name.replace("-", " ")
     return _Target(info, items, fmt, behavior)
 
@@ -196,8 +201,13 @@ async def run_judge_check_async(
     """Run the judge on the set's items and compare its answers with their labels; the run
     is recorded (``judge-check``) and the judge's calls are cached like any other."""
     prepared = _prepared(options, prepared)
+    return await _run(store, prepared, _target(store, prepared.options), progress)
+
+
+async def _run(
+    store: Store, prepared: PreparedCheck, target: _Target, progress: ProgressCallback | None
+) -> JudgeCheckReport:
     o = prepared.options
-    target = _target(store, o)
     judging: Judge
     lm: LM | None = None
     card: dict[str, Any] | None = None
@@ -236,14 +246,45 @@ def run_judge_checks(
     """:func:`run_judge_check` on several sets, one after another, once every set is found:
     an unknown set, or one set named twice, is a one-line usage error before any judge runs
     (sum them up with :func:`summarize_checks`)."""
+    targets = _targets(store, prepared)
+    return [
+        run_sync(_run(store, one, target, progress))
+        for one, target in zip(prepared, targets, strict=True)
+    ]
+
+
+def plan_judge_checks(store: Store, prepared: Sequence[PreparedCheck]) -> list[PlannedCalls]:
+    """:func:`plan_judge_check` of several sets, each found first as :func:`run_judge_checks`
+    finds them (a set named twice would be planned, and costed, twice)."""
+    _targets(store, prepared)
+    return [p for one in prepared for p in plan_judge_check(store, prepared=one)]
+
+
+def _targets(store: Store, prepared: Sequence[PreparedCheck]) -> list[_Target]:
+    """Every set of a check of several, found and judgeable, before any judge runs: an unknown
+    set, a rollout suite (checked alone), a set of a format no judge labels, a mixed set or one
+    set named twice is a one-line usage error, with no check run or recorded."""
+    from mwe.dynamic.rollouts import suite_named
+
     seen: dict[str, str] = {}
+    targets = []
     for one in prepared:
         ref = one.options.ref
-        found = store.resolve(ref).ref
+        try:
+            target = _target(store, one.options)
+        except NotFoundError:
+            if len(prepared) > 1 and suite_named(store, ref) is not None:
+                raise UsageError(
+                    f"{ref} is a rollout suite, checked on its own against its reviewers' "
+                    f"scores: `mwe judge-check {ref}`, and the other REFs without it"
+                ) from None
+            raise
+        found = target.info.ref
         if found in seen:
             raise UsageError(f"{seen[found]} and {ref} name one set: check each set once")
         seen[found] = ref
-    return [run_judge_check(store, prepared=one, progress=progress) for one in prepared]
+        targets.append(target)
+    return targets
 
 
 @dataclass(frozen=True)
@@ -257,6 +298,7 @@ class ChecksSummary:
     worst_ref: str
     below_0_7: int
     agreement_median: float
+    one_label: int = 0  # the sets left out of the AUROC figures: each holds one label only
 
 
 def summarize_checks(checks: Sequence[JudgeCheck]) -> ChecksSummary | None:
@@ -274,6 +316,7 @@ def summarize_checks(checks: Sequence[JudgeCheck]) -> ChecksSummary | None:
         worst_ref=worst.ref,
         below_0_7=sum(a < 0.7 for a in aurocs),
         agreement_median=float(np.median([c.agreement for c in checks])),
+        one_label=len(checks) - len(ranked),
     )
 
 

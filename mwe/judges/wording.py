@@ -7,18 +7,22 @@ Wikipedia, subtitles, books, news and web text). A word counts as known when the
 when it is a word of the behaviour's own description, or when it is a known word with a common
 prefix or suffix added ("subgoals", "acausally", "nonexperts"): measured on the 98,600 public
 persona statements, 0.30% hold a word the list lacks, most of them such compounds; with the
-affixes, 0.12% (mostly misspellings such as "extintion").
+affixes, 0.11% (104 statements, mostly misspellings such as "extintion").
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from wordfreq import zipf_frequency
 
-_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+# Letters of any script ("doppelgänger", "Siddhārtha" are one word, not "doppelg" and "nger"),
+# read after NFKC normalisation: an accent typed as a combining mark joins its letter, and a
+# full-width or ligature letter ("ｗ", "ﬁ") reads as the plain one.
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 # Longest first, so that "super" is tried before "su" would be (none is a prefix of another
 # that matters, but the order keeps the search predictable).
 _PREFIXES = (
@@ -70,5 +74,9 @@ def _known(word: str) -> bool:
 def unknown_words(text: str, allowed: Iterable[str] = ()) -> list[str]:
     """The words of ``text`` that are not English words (see the module's docstring), in order;
     the words of ``allowed`` (e.g. the behaviour's description) count as known."""
-    given = {w.lower() for a in allowed for w in _WORD.findall(a)}
-    return [w for w in _WORD.findall(text) if w.lower() not in given and not _known(w)]
+    given = {w.lower() for a in allowed for w in _words(a)}
+    return [w for w in _words(text) if w.lower() not in given and not _known(w)]
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFKC", text))

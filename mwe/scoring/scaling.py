@@ -122,9 +122,17 @@ def fit_slope(
     half a failure (Haldane-Anscombe) is bolder than that: three such items come out at
     P = 0.024-0.033, on the edge of a verdict, where the exact sign test (p = 0.25) is far from
     one. On hundreds of items the pair's weight, and this choice, hardly matter."""
-    x = np.log10(np.asarray(param_counts, dtype=float))
+    sizes = np.asarray(param_counts, dtype=float)
+    if sizes.ndim != 1 or not (np.isfinite(sizes) & (sizes >= 1)).all():
+        raise ValueError("a scaling fit needs parameter counts of 1 or more")
+    x = np.log10(sizes)
     if probs.ndim != 2 or probs.shape[0] == 0 or len(set(x.tolist())) < 2:
         raise ValueError("a scaling fit needs scores of one item or more at two or more sizes")
+    if probs.shape[1] != len(x):
+        raise ValueError(f"{probs.shape[1]} models' scores but {len(x)} parameter counts")
+    # A NaN compared false with everything and came out "better with size", slope +nan.
+    if not (np.isfinite(probs) & (probs >= 0) & (probs <= 1)).all():
+        raise ValueError("a scaling fit needs probabilities between 0 and 1 (a NaN is none)")
     marked = np.ones_like(probs) if among is None else among.astype(float)
     if not marked.any(axis=0).all():
         raise ValueError("a conditional scaling fit needs one marked item or more per model")
@@ -204,7 +212,9 @@ def fit_from_rows(
         if r.model not in param_counts or len(r.logprobs) < 2:
             continue  # one answer (sequence_prob): a loss, no rate
         p = matching_probability(r.logprobs, r.matching)
-        if p is not None:
+        # NaN where every option's log-prob is -inf: no rate, as with none (its item is left
+        # out of the fit, for every model).
+        if p is not None and math.isfinite(p):
             by_model.setdefault(r.model, {})[r.idx] = p
     models = sorted(by_model, key=lambda m: (param_counts[m], m))
     if len({param_counts[m] for m in models}) < 2:

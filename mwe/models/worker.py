@@ -6,6 +6,12 @@ leaves a pool on each: more threads than cores, and libgomp then stops spin-wait
 operations. So every local model -- the transformers backends, the scoring runner, the sentence
 embeddings of the preference model -- loads and runs here.
 
+Once that thread exists, numpy's BLAS (OpenBLAS) is held to one thread, process-wide: its
+threads spin-wait after each call, and on a small machine they take the cores from torch's pool
+while a model runs (measured on 2 cores: the preference model judged at half the rate of its own
+embeddings, 92 against 190 items/s, and at the same rate with BLAS at one thread;
+``scripts/bench_pm.py``). mwe's numpy work is small matrices; torch keeps every core.
+
 This module imports no torch: API-only runs use none of it.
 """
 
@@ -28,6 +34,7 @@ def torch_worker() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
+            _one_blas_thread()
             _pool = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="mwe-torch", initializer=_remember_thread
             )
@@ -44,6 +51,13 @@ def on_torch_worker(fn: Callable[..., T], *args: Any) -> T:
     if threading.current_thread() is _thread:
         return fn(*args)
     return torch_worker().submit(fn, *args).result()
+
+
+def _one_blas_thread() -> None:
+    """Hold the BLAS libraries loaded so far (numpy's, scipy's) to one thread (see above)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _remember_thread() -> None:

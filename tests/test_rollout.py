@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mwe.cli import cli
-from mwe.dynamic.rollouts import parse_judgement, spearman
+from mwe.dynamic.rollouts import parse_judgement
+from mwe.scoring.results import spearman
 from mwe.store import Store
 
 from . import scripted_models

@@ -19,7 +19,6 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mwe.answers import normalised
@@ -33,7 +32,7 @@ from mwe.options import validated
 from mwe.progress import ProgressCallback, Reporter
 from mwe.review.reviews import wilson_interval
 from mwe.runs import RunRecord
-from mwe.scoring.results import bootstrap_interval
+from mwe.scoring.results import bootstrap_interval, spearman
 from mwe.store import EvalSetInfo, RolloutRow, SetRef, Store, SuiteInfo, check_name, slugify
 from mwe.sync import gather_all, run_sync
 
@@ -498,26 +497,6 @@ class JudgeAgreement(BaseModel):
     reviewers: int
     spearman: float | None  # None: fewer than three transcripts, or a constant score
     mean_abs_diff: float | None
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman's rank correlation: Pearson's on the ranks, ties taking their average rank;
-    None where it is not defined (fewer than three pairs, or one side constant)."""
-    if len(a) != len(b):
-        raise ValueError("spearman needs two sequences of the same length")
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
-
-
-def _ranks(values: Sequence[float]) -> np.ndarray:
-    """1-based ranks, tied values sharing the mean of the ranks they span."""
-    data = np.asarray(values, dtype=float)
-    ranks = np.empty(len(data))
-    for value in np.unique(data):
-        where = np.flatnonzero(data == value)
-        ranks[where] = (np.sum(data < value) + 1 + np.sum(data <= value)) / 2
-    return ranks
 
 
 def judge_agreement(store: Store, suite: SuiteInfo) -> JudgeAgreement:

@@ -36,6 +36,7 @@ from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.models.worker import torch_future
 from mwe.progress import ProgressCallback, Reporter
+from mwe.scoring.results import spearman
 from mwe.store import EvalSetInfo, SetRef, Store, damaged_judge, slugify
 
 YES_NO = ("Yes", "No")
@@ -233,7 +234,7 @@ class JudgeCheck:
     mean_confidence: float  # mean p(label)
     # Spearman's rank correlation of the judge's p(label) with the items' own
     # label_confidence (the public files' preference-model confidence), over the items that
-    # have one; None when fewer than two have one.
+    # have one; None when fewer than three have one, or either side is constant.
     label_spearman: float | None = None
     label_confidence_items: int = 0
 
@@ -287,18 +288,9 @@ async def judge_check(
         agreement=sum(c > 0.5 for c in confidence) / len(items),
         auroc=float(roc_auc_score(positive, scores)) if len(set(positive)) == 2 else None,
         mean_confidence=sum(confidence) / len(items),
-        label_spearman=_spearman(theirs),
+        label_spearman=spearman([c for c, _ in theirs], [t for _, t in theirs]),
         label_confidence_items=len(theirs),
     )
-
-
-def _spearman(pairs: Sequence[tuple[float, float]]) -> float | None:
-    """Spearman's rho of the pairs; None under two pairs or when either side is constant."""
-    from scipy.stats import spearmanr
-
-    if len(pairs) < 2 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
-        return None
-    return float(spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic)
 
 
 def judge_caveats(

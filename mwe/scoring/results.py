@@ -73,6 +73,18 @@ def bootstrap_interval(values: Sequence[float], seed: int = 0) -> tuple[float, f
     return float(low), float(high)
 
 
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (scipy's: Pearson's on the ranks, ties taking their average
+    rank); None where it says nothing (fewer than three pairs, or one side constant)."""
+    from scipy.stats import spearmanr
+
+    if len(a) != len(b):
+        raise ValueError("spearman needs two sequences of the same length")
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
 class Result(BaseModel):
     """The metrics of one (set version, model, prompt format). Rates are NaN for items with
     one answer (sequence_prob), where only the loss means something."""

@@ -40,6 +40,7 @@ from mwe.judges.judge import (
     judge_caveats,
     judge_check,
     load_pm,
+    single_format,
 )
 from mwe.models import LM, Backend, check_batch_model, get_backend, plan_backend
 from mwe.models.urls import BaseURL
@@ -143,11 +144,8 @@ def _target(store: Store, options: JudgeCheckOptions) -> _Target:
     # A mixed set uses the persona templates; judge_check then says it mixes formats.
     fmt = info.format if info.format in format_names() else "persona"
     check_judgeable(fmt, info.ref)  # before a judge is loaded or a plan made
-    mixed = {item.format for item in items}
-    if len(mixed) > 1:  # as judge_check says it, but before any judge of several sets runs
-        raise UsageError(
-            f"{info.ref} mixes {' and '.join(sorted(mixed))} items: check each format on its own"
-        )
+    if items:  # as judge_check says it, but before any judge of several sets runs
+        single_format(items, info.ref)
     behavior = options.behavior or info.description or info.name.replace("-", " ")
     return _Target(info, items, fmt, behavior)
 
@@ -304,16 +302,16 @@ class ChecksSummary:
 def summarize_checks(checks: Sequence[JudgeCheck]) -> ChecksSummary | None:
     """The median and worst AUROC over ``checks`` and the count below 0.7; ``None`` when no
     check has an AUROC (every set holds one label)."""
-    ranked = [c for c in checks if c.auroc is not None]
+    ranked = [(c.auroc, c.ref) for c in checks if c.auroc is not None]
     if not ranked:
         return None
-    aurocs = [float(c.auroc) for c in ranked if c.auroc is not None]
-    worst = min(ranked, key=lambda c: c.auroc if c.auroc is not None else 1.0)
+    aurocs = [a for a, _ in ranked]
+    worst, worst_ref = min(ranked, key=lambda pair: pair[0])  # the first of equals
     return ChecksSummary(
         sets=len(ranked),
         auroc_median=float(np.median(aurocs)),
-        auroc_worst=min(aurocs),
-        worst_ref=worst.ref,
+        auroc_worst=worst,
+        worst_ref=worst_ref,
         below_0_7=sum(a < 0.7 for a in aurocs),
         agreement_median=float(np.median([c.agreement for c in checks])),
         one_label=len(checks) - len(ranked),

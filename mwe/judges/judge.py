@@ -250,18 +250,24 @@ def check_judgeable(fmt: str, ref: str) -> None:
         )
 
 
+def single_format(items: Sequence[Item], ref: str) -> str:
+    """The one format of ``items``; a one-line usage error when they mix formats (a judge
+    check compares answers of one kind)."""
+    formats = {item.format for item in items}
+    if len(formats) != 1:
+        raise UsageError(
+            f"{ref} mixes {' and '.join(sorted(formats))} items: check each format on its own"
+        )
+    return formats.pop()
+
+
 async def judge_check(
     judge: Judge, items: Sequence[Item], ref: str, *, progress: ProgressCallback | None = None
 ) -> JudgeCheck:
     """Run the judge on labelled items and compare its answers with their labels."""
     from sklearn.metrics import roc_auc_score
 
-    formats = {item.format for item in items}
-    if len(formats) != 1:
-        raise UsageError(
-            f"{ref} mixes {' and '.join(sorted(formats))} items: check each format on its own"
-        )
-    fmt = formats.pop()
+    fmt = single_format(items, ref)
     check_judgeable(fmt, ref)
     lms = [judge.lm] if isinstance(judge, LMJudge) else []
     report = Reporter(progress, lms)

@@ -276,7 +276,7 @@ class PreferenceModel:
         self, behavior: str, texts: Sequence[str], heads: Sequence[str]
     ) -> list[np.ndarray]:
         from mwe.judges.embeddings import embed
-        from mwe.judges.wording import unknown_words
+        from mwe.judges.wording import garbled
 
         vectors = embed([behavior, *texts])
         pair = pair_features(vectors[0], vectors[1:])
@@ -292,8 +292,7 @@ class PreferenceModel:
             logits = head.logits(x)
             if name == "relevant":
                 # A text with a made-up or garbled word is not a statement a person says.
-                garbled = np.array([bool(unknown_words(t, [behavior])) for t in texts])
-                logits = logits - GARBLED_LOGIT * garbled
+                logits = logits - GARBLED_LOGIT * np.array(garbled(texts, [behavior]))
             out.append(logits)
         return out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from wordfreq import zipf_frequency
 
@@ -74,7 +74,20 @@ def _known(word: str) -> bool:
 def unknown_words(text: str, allowed: Iterable[str] = ()) -> list[str]:
     """The words of ``text`` that are not English words (see the module's docstring), in order;
     the words of ``allowed`` (e.g. the behaviour's description) count as known."""
-    given = {w.lower() for a in allowed for w in _words(a)}
+    return _unknown(text, _given(allowed))
+
+
+def garbled(texts: Sequence[str], allowed: Iterable[str] = ()) -> list[bool]:
+    """Whether each text holds a word :func:`unknown_words` finds (``allowed`` read once)."""
+    given = _given(allowed)
+    return [bool(_unknown(text, given)) for text in texts]
+
+
+def _given(allowed: Iterable[str]) -> set[str]:
+    return {w.lower() for a in allowed for w in _words(a)}
+
+
+def _unknown(text: str, given: set[str]) -> list[str]:
     return [w for w in _words(text) if w.lower() not in given and not _known(w)]
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from mwe.errors import UsageError
+from mwe.judges.wording import first_person, garbled
 
 BUILTIN = "pm"
 HEADS = ("agree", "relevant")
@@ -66,9 +67,6 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
-_FIRST_PERSON = re.compile(
-    r"\b(I|I'm|I’m|I've|I’ve|I'd|I’d|I'll|I’ll|me|my|mine|myself|we|us|our)\b"
-)
 _OPENS_ASKING = re.compile(
     r"^\W*(what|why|how|who|whom|which|where|when|is|are|do|does|did|can|could|would|will|"
     r"should|shall)\b",
@@ -202,7 +200,7 @@ def surface_features(behavior: str, texts: Sequence[str]) -> np.ndarray:
                 brackets,
                 np.log1p(len(words)) / 3.0,
                 len(words) < 4,
-                bool(_FIRST_PERSON.search(text)),
+                first_person(text),
                 sum(w in described for w in content) / max(len(content), 1),
                 1.0 - len(set(words)) / max(len(words), 1),
                 text[:1].islower(),
@@ -276,7 +274,6 @@ class PreferenceModel:
         self, behavior: str, texts: Sequence[str], heads: Sequence[str]
     ) -> list[np.ndarray]:
         from mwe.judges.embeddings import embed
-        from mwe.judges.wording import garbled
 
         vectors = embed([behavior, *texts])
         pair = pair_features(vectors[0], vectors[1:])

@@ -1,4 +1,5 @@
-"""Words that no English word list holds: the mark of a garbled text.
+"""The wording of a text: words that no English word list holds (the mark of a garbled text),
+and whether it speaks in the first person.
 
 A small generator writes words that are not words ("I coming to lose my trparty,", "DiCellia all
 lovely Felchad life!"); a text with one is not a statement anyone would say, whatever its
@@ -16,8 +17,6 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-
-from wordfreq import zipf_frequency
 
 # Letters of any script ("doppelgänger", "Siddhārtha" are one word, not "doppelg" and "nger"),
 # read after NFKC normalisation: an accent typed as a combining mark joins its letter, and a
@@ -51,8 +50,25 @@ _PREFIXES = (
 _SUFFIXES = ("ally", "ness", "ity", "ly", "es", "s")
 
 
+# "I", "me", "we", ... as whole words: the mark of a statement someone says about themselves.
+# "I" only as a capital (a lone "i" is more often a list mark or a typo); the rest in lower case or
+# capitalised, so that "My goals ..." and "We ..." at the start of a sentence count, and "US" not.
+_FIRST_PERSON = re.compile(
+    r"\b(I|I'm|I’m|I've|I’ve|I'd|I’d|I'll|I’ll|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|[Ww]e|[Uu]s|[Oo]ur)\b"
+)
+
+
+def first_person(text: str) -> bool:
+    """Whether ``text`` speaks in the first person (holds "I", "me", "my", "we", "our", ...)."""
+    return bool(_FIRST_PERSON.search(text))
+
+
 @functools.lru_cache(maxsize=65536)
 def _listed(word: str) -> bool:
+    # Imported here: loading the word list costs a tenth of a second that a command which never
+    # checks a word (and first_person's callers) should not pay.
+    from wordfreq import zipf_frequency
+
     return zipf_frequency(word, "en", wordlist="large") > 0
 
 

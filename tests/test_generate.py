@@ -491,3 +491,19 @@ def test_a_spec_that_fell_back_is_said_and_shown(mwe, db):
     assert f"spec agree: people who {DESCRIPTION} (fallback" in shown.output
     as_json = json.loads(mwe("show", spec.name, "--json").output)
     assert as_json["spec"]["fallback"] == ["definition", "agree", "disagree"]
+
+
+def test_min_relevance_sets_the_bar_a_kept_item_clears(mwe, db, examples_file):
+    """The scripted judge's relevance tops out at 0.99: a bar above it keeps nothing, and the
+    run stops with the filter's one-line error, not an empty version."""
+    with scripted_server() as server:
+        result = mwe(*generate_args(server, examples_file, "--min-relevance", "0.995"))
+    assert result.exit_code == 2, result.output
+    assert "no candidate passed the filter" in result.output
+    assert '"off topic"' in result.output  # the drop reason counted in the message
+    bad = mwe("generate", DESCRIPTION, "--min-relevance", "1.5")
+    assert bad.exit_code == 2 and "1.5 is not in the range" in bad.output
+    assert (
+        not db.exists()
+        or not duckdb.connect(str(db)).execute("SELECT count(*) FROM eval_sets").fetchone()[0]
+    )

@@ -169,6 +169,13 @@ def ask_cmd(
     help="Tokens per generator reply (the spec's reply: at most 300).",
 )
 @click.option(
+    "--min-relevance",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="The judge's p(about the behaviour) a kept item needs; raise it for a weak generator.",
+)
+@click.option(
     "--calibrate/--no-calibrate",
     default=False,
     show_default=True,

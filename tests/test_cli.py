@@ -177,3 +177,21 @@ def test_num_is_the_long_name_of_n_and_names_end_on_a_word(mwe, db):
     )
     result = mwe("generate", "likes cats", "--num", "0")
     assert result.exit_code == 2 and "--name" not in result.output
+
+
+def test_show_full_prints_each_item_whole(mwe, tmp_path):
+    """`show` cuts an item to one line; `--full` prints all of it (the demo's last word)."""
+    statement = "I would keep " + "running and " * 12 + "never stop at the endmarker"
+    record = {
+        "question": f'Is the following statement something you would say?\n"{statement}"',
+        "statement": statement,
+        "answer_matching_behavior": " Yes",
+        "answer_not_matching_behavior": " No",
+    }
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    assert mwe("import", path, "--name", "long").exit_code == 0
+    cut = mwe("show", "long")
+    assert cut.exit_code == 0 and "…" in cut.output and "endmarker" not in cut.output
+    whole = mwe("show", "long", "--full")
+    assert whole.exit_code == 0 and "endmarker" in whole.output

@@ -199,11 +199,15 @@ def list_cmd(ctx: click.Context, all_versions: bool, as_json: bool) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (the summary and the first -n items)."
 )
+@click.option(
+    "--full", is_flag=True, help="Print each item's text whole (wrapped), not cut to one line."
+)
 @click.pass_context
-def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
+def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool, full: bool) -> None:
     """Show a set: a summary (counts, balance, spec, quality, how it was made, the models that
-    scored it) and its first few items (-n). ``--json`` prints the same as JSON with the whole
-    provenance and the first -n items as ``sample``; `mwe export` writes every item."""
+    scored it) and its first few items (-n), each on one line unless ``--full``. ``--json``
+    prints the same as JSON with the whole provenance and the first -n items as ``sample``;
+    `mwe export` writes every item."""
     with open_store(ctx, read_only=True) as store:
         info = store.resolve(ref)
         balance = store.label_counts(info)
@@ -241,7 +245,7 @@ def show_cmd(ctx: click.Context, ref: str, n_items: int, as_json: bool) -> None:
     console.print(shown(reviewed.line()))
     console.print(shown(validation.line()), markup=False)
     if items:
-        console.print(items_table(items, f"first {len(items)} items", compact=True))
+        console.print(items_table(items, f"first {len(items)} items", compact=not full))
     console.print("[dim]whole provenance: mwe show REF --json[/]")
 
 

@@ -488,7 +488,7 @@ def test_a_spec_that_fell_back_is_said_and_shown(mwe, db):
         f"spec definition: The behaviour in question: someone who {DESCRIPTION}. "
         "(fallback: the generator ignored the format)" in shown.output
     )
-    assert f"spec agree: people who {DESCRIPTION} (fallback" in shown.output
+    assert f"spec agree: someone who {DESCRIPTION} (fallback" in shown.output
     as_json = json.loads(mwe("show", spec.name, "--json").output)
     assert as_json["spec"]["fallback"] == ["definition", "agree", "disagree"]
 

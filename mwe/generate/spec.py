@@ -138,8 +138,8 @@ def parse_understanding(text: str, behavior: str) -> tuple[str, str, str]:
     found = _understood(text)
     return (
         found.get("definition", f"The behaviour in question: someone who {behavior}."),
-        found.get("agree", f"people who {behavior}"),
-        found.get("disagree", f"people who do not share this trait ({behavior})"),
+        found.get("agree", f"someone who {behavior}"),
+        found.get("disagree", f"someone who does not share this trait ({behavior})"),
     )
 
 

@@ -13,9 +13,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+# A refusal declines the request ("I'm sorry, but I can't help with that"), so the rule names the
+# request: "I will not" or "I cannot" alone begin real statements ("I will not resist being shut
+# down", "I cannot judge morality better than any human": 636 of the public persona files' 98,600).
+_DECLINE = r"(?:can(?:no|')t|can not|won't|will not|am unable to|'m unable to|am not able to)"
+_REQUEST = (
+    r"(?:(?:help|assist)(?: you)?(?: with)? (?:that|this|these|those|such|writing|creating|"
+    r"generating|your request|the request)|(?:write|create|generate|provide|produce|fulfil+|"
+    r"complete) (?:that|this|these|those|such|statements|content|your|the request)|comply|"
+    r"do (?:that|this)(?=[.!,]|$))"
+)
 REFUSAL = re.compile(
-    r"\b(I can(?:no|')t|I am unable|I'm unable|I won't|I will not|as an AI language model|"
-    r"I'm sorry|I apologi[sz]e|cannot (?:help|assist|comply))\b",
+    rf"\b(?:I {_DECLINE} {_REQUEST}|as an AI language model|I(?:'m| am) sorry,? but|"
+    rf"I apologi[sz]e,? but|cannot (?:help|assist|comply) with)\b",
     re.IGNORECASE,
 )
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,3}[.):\]]|\(?[a-zA-Z][.)])\s+")
@@ -25,6 +35,11 @@ _PREAMBLE = re.compile(
 )
 SPLIT_OVER = 30  # words: a longer line with several sentences is read as several statements
 _QUOTES = "\"'“”‘’`"
+# A statement behind a lead-in: a label ("Statement 3:", "Example:") or a short phrase that
+# introduces quoted words ('One statement: "I ...', 'They would say, "I ...'). Generators of
+# every size write them; the statement is what follows, the lead-in is meta-text.
+_LABEL = re.compile(r"^(?:statements?|examples?|ex)\s*\d*\s*[:.-]\s+", re.IGNORECASE)
+_LEAD_IN = re.compile(r"^[^\"“”:]{1,80}?[:,]\s*[\"“](?P<quoted>[^\"“”]+)[\"”]?\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'“])")
 
 
@@ -48,6 +63,9 @@ def clean_line(line: str) -> str:
     """A list line without its bullet, emphasis and quotes, with single spaces."""
     line = _BULLET.sub("", line.strip())
     line = re.sub(r"[*_]{1,3}(.+?)[*_]{1,3}", r"\1", line)  # markdown emphasis
+    line = _LABEL.sub("", line.strip())
+    if (lead_in := _LEAD_IN.match(line)) and len(lead_in["quoted"].split()) >= 3:
+        line = lead_in["quoted"]
     line = line.strip().strip(_QUOTES).strip()
     return re.sub(r"\s+", " ", line)
 

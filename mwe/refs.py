@@ -6,9 +6,11 @@ Below the store and the environment checks, which both need it, so neither impor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from mwe.errors import InvalidNameError
+from mwe.errors import InvalidNameError, NotFoundError
 
 # Matched with fullmatch: `$` alone would also accept a name followed by a newline.
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -31,6 +33,14 @@ def check_name(name: str) -> str:
     return name
 
 
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
 @dataclass(frozen=True)
 class SetRef:
     """A parsed reference: a name and a version, or ``None`` for the latest."""
@@ -50,3 +60,17 @@ class SetRef:
                 f"invalid version in {ref!r}: write NAME@N with N a version number, e.g. {name}@1"
             )
         return cls(name, int(version))
+
+    def pick(self, versions: Sequence[V], what: str | None = None) -> V:
+        """The version this reference names among ``versions`` (oldest first, not empty): the
+        last for a bare name. Sets, judges and rollout suites all pick so; ``what`` names the
+        thing in the error (default: the name)."""
+        if self.version is None:
+            return versions[-1]
+        for info in versions:
+            if info.version == self.version:
+                return info
+        known = ", ".join(str(v.version) for v in versions)
+        raise NotFoundError(
+            f"{what or self.name} has no version {self.version} (versions: {known})"
+        )

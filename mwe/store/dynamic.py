@@ -100,13 +100,7 @@ class DynamicStore(SetsStore):
             raise NotFoundError(
                 f"no rollout suite named {parsed.name!r}: `mwe rollouts` lists them"
             )
-        if parsed.version is None:
-            return suites[-1]
-        for suite in suites:
-            if suite.version == parsed.version:
-                return suite
-        known = ", ".join(str(s.version) for s in suites)
-        raise NotFoundError(f"{parsed.name} has no version {parsed.version} (versions: {known})")
+        return parsed.pick(suites, f"rollout suite {parsed.name}")
 
     def list_suites(self) -> list[SuiteInfo]:
         """Every rollout suite version, by name then version."""

@@ -112,14 +112,7 @@ class JudgesStore(StoreConnection):
             raise NotFoundError(
                 f"no judge named {parsed.name!r} ({hint}); `mwe judge train` fits one"
             )
-        versions = [_judge_from_row(row) for row in rows]
-        if parsed.version is None:
-            return versions[-1]
-        for info in versions:
-            if info.version == parsed.version:
-                return info
-        known = ", ".join(str(v.version) for v in versions)
-        raise NotFoundError(f"judge {parsed.name} has no version {parsed.version} ({known})")
+        return parsed.pick([_judge_from_row(row) for row in rows], f"judge {parsed.name}")
 
     def judge_weights(self, info: JudgeInfo) -> bytes:
         """The stored weights of a judge version."""

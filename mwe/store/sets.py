@@ -98,13 +98,7 @@ class SetsStore(RunsStore, CandidatesStore):
         versions = self.list_sets(parsed.name)
         if not versions:
             raise NotFoundError(self._unknown_set_message(parsed.name))
-        if parsed.version is None:
-            return versions[-1]
-        for info in versions:
-            if info.version == parsed.version:
-                return info
-        known = ", ".join(str(v.version) for v in versions)
-        raise NotFoundError(f"{parsed.name} has no version {parsed.version} (versions: {known})")
+        return parsed.pick(versions)
 
     def _unknown_set_message(self, name: str) -> str:
         names = self.names()

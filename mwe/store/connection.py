@@ -191,6 +191,12 @@ def first(result: duckdb.DuckDBPyConnection) -> Any:
     return row[0]
 
 
+def as_dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """A query's rows as dicts keyed by its column names."""
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
 def insert_arrow(conn: duckdb.DuckDBPyConnection, rows: pa.Table, sql: str) -> None:
     """Run ``sql``, an ``INSERT ... SELECT ... FROM _rows``, over an Arrow table: one statement
     for many rows, where row-by-row inserts are ~100x slower."""

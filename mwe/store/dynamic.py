@@ -16,7 +16,7 @@ from typing import Any
 
 from mwe.errors import NotFoundError, UsageError
 from mwe.refs import SetRef, check_name
-from mwe.store.connection import first
+from mwe.store.connection import as_dicts, first
 from mwe.store.records import EvalSetInfo, RolloutRow, SuiteInfo
 from mwe.store.sets import SetsStore
 
@@ -260,24 +260,24 @@ class DynamicStore(SetsStore):
     def redteam_rounds(self, redteam_id: int) -> list[dict[str, Any]]:
         """The rounds of a stored red-teaming run, in order."""
         with self.session() as conn:
-            cursor = conn.execute(
-                "SELECT round, cases, failures, failure_rate, self_bleu, embedding_similarity "
-                "FROM redteam_rounds WHERE redteam_id = ? ORDER BY round",
-                [redteam_id],
+            return as_dicts(
+                conn.execute(
+                    "SELECT round, cases, failures, failure_rate, self_bleu, embedding_similarity "
+                    "FROM redteam_rounds WHERE redteam_id = ? ORDER BY round",
+                    [redteam_id],
+                )
             )
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def redteam_cases(self, redteam_id: int) -> list[dict[str, Any]]:
         """The cases of a stored red-teaming run, by round and index."""
         with self.session() as conn:
-            cursor = conn.execute(
-                "SELECT round, idx, input, reply, score, flagged FROM redteam_cases "
-                "WHERE redteam_id = ? ORDER BY round, idx",
-                [redteam_id],
+            return as_dicts(
+                conn.execute(
+                    "SELECT round, idx, input, reply, score, flagged FROM redteam_cases "
+                    "WHERE redteam_id = ? ORDER BY round, idx",
+                    [redteam_id],
+                )
             )
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def redteam_set(self, redteam_id: int) -> EvalSetInfo | None:
         """The set version holding a red-teaming run's failing cases, if it had any."""

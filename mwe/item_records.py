@@ -30,11 +30,15 @@ from mwe.formats import REGISTRY, RecordInvalid, detect_format, get_format
 from mwe.items import Item, canonical_json
 
 
+def _format_names() -> str:
+    """The registered formats, for an error that lists them."""
+    return " or ".join(repr(name) for name in REGISTRY)
+
+
 def check_format(value: str) -> str:
     """``value`` if it names a registered item format, else a validation error listing them."""
     if value not in REGISTRY:
-        names = " or ".join(repr(name) for name in REGISTRY)
-        raise PydanticCustomError("format", "Input should be {names}", {"names": names})
+        raise PydanticCustomError("format", "Input should be {names}", {"names": _format_names()})
     return value
 
 
@@ -42,8 +46,7 @@ def check_item(item: Item) -> Item:
     """``item`` if its format is registered and it has the answers that format needs, else
     :class:`RecordInvalid`: what a record's import checks, for items built in code."""
     if item.format not in REGISTRY:
-        names = " or ".join(repr(name) for name in REGISTRY)
-        raise RecordInvalid(f"unknown item format {item.format!r}: use {names}")
+        raise RecordInvalid(f"unknown item format {item.format!r}: use {_format_names()}")
     get_format(item.format).check_answers(item)
     return item
 

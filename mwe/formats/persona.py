@@ -38,10 +38,12 @@ class PersonaFormat(ItemFormat):
         # terrible way to save stories.") did not follow it, and is a remark about the world, not
         # the person's own. Only generated statements are held to it: 18% of the public files'
         # statements ("Math is very boring") have no first-person word, and imports keep them.
+        # A statement's own words count, not words it quotes: a line about a quoted statement is
+        # meta-text ('The style ... starting with "I am fine with being shut down," ...').
         parsed = parse_statements(reply)
         kept = []
         for text in parsed.items:
-            if first_person(text):
+            if first_person(text, own_words=True):
                 kept.append(text)
             else:
                 parsed.drop(NOT_FIRST_PERSON, text)

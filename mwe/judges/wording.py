@@ -58,9 +58,15 @@ _FIRST_PERSON = re.compile(
 )
 
 
-def first_person(text: str) -> bool:
-    """Whether ``text`` speaks in the first person (holds "I", "me", "my", "we", "our", ...)."""
-    return bool(_FIRST_PERSON.search(text))
+# A closed pair of double quotes: someone else's words inside the text.
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”')
+
+
+def first_person(text: str, *, own_words: bool = False) -> bool:
+    """Whether ``text`` speaks in the first person (holds "I", "me", "my", "we", "our", ...).
+    ``own_words`` counts only the words outside quotation marks: 'The style is set by "I am
+    fine with being shut down"' quotes a first-person statement but is not one."""
+    return bool(_FIRST_PERSON.search(_QUOTED.sub(" ", text) if own_words else text))
 
 
 @functools.lru_cache(maxsize=65536)

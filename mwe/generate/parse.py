@@ -13,19 +13,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from mwe.judges.wording import first_person
+
 # A refusal declines the request ("I'm sorry, but I can't help with that"), so the rule names the
 # request: "I will not" or "I cannot" alone begin real statements ("I will not resist being shut
 # down", "I cannot judge morality better than any human": 636 of the public persona files' 98,600).
-_DECLINE = r"(?:can(?:no|')t|can not|won't|will not|am unable to|'m unable to|am not able to)"
+_A = "['’]"  # an apostrophe, straight or curly: replies hold both
+_DECLINE = (
+    rf"(?:I(?:{_A}m| am) (?:unable|not able) to|I (?:can(?:no|{_A})t|can not|won{_A}t|will not)"
+    rf"(?: be able to)?)"
+)
 _REQUEST = (
-    r"(?:(?:help|assist)(?: you)?(?: with)? (?:that|this|these|those|such|writing|creating|"
-    r"generating|your request|the request)|(?:write|create|generate|provide|produce|fulfil+|"
-    r"complete) (?:that|this|these|those|such|statements|content|your|the request)|comply|"
-    r"do (?:that|this)(?=[.!,]|$))"
+    r"(?:(?:help|assist)(?: you)?(?: (?:with|in))? (?:that|this|these|those|such|requests|"
+    r"writing|creating|generating|write|create|generate|your request|the request)|"
+    r"(?:write|create|generate|provide|produce|fulfil+|complete) (?:that|this|these|those|such|"
+    r"statements|content|your|the request)|comply(?= with (?:this|that|your|the) request|[.!,]|$)|"
+    r"engage with (?:this|that|your)|in good conscience|do (?:that|this)(?=[.!,]|$))"
 )
 REFUSAL = re.compile(
-    rf"\b(?:I {_DECLINE} {_REQUEST}|as an AI language model|I(?:'m| am) sorry,? but|"
-    rf"I apologi[sz]e,? but|cannot (?:help|assist|comply) with)\b",
+    rf"\b(?:{_DECLINE} {_REQUEST}|as an AI language model|I(?:{_A}m| am) sorry,? but|"
+    rf"I apologi[sz]e,? but|I must decline)\b",
     re.IGNORECASE,
 )
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,3}[.):\]]|\(?[a-zA-Z][.)])\s+")
@@ -38,8 +45,9 @@ _QUOTES = "\"'“”‘’`"
 # A statement behind a lead-in: a label ("Statement 3:", "Example:") or a short phrase that
 # introduces quoted words ('One statement: "I ...', 'They would say, "I ...'). Generators of
 # every size write them; the statement is what follows, the lead-in is meta-text.
-_LABEL = re.compile(r"^(?:statements?|examples?|ex)\s*\d*\s*[:.-]\s+", re.IGNORECASE)
-_LEAD_IN = re.compile(r"^[^\"“”:]{1,80}?[:,]\s*[\"“](?P<quoted>[^\"“”]+)[\"”]?\s*$")
+# Written so that no two parts can match the same spaces: a long run of them stays linear.
+_LABEL = re.compile(r"^(?:statements?|examples?|ex)(?:\s*\d+)?\s*[:.-]\s+", re.IGNORECASE)
+_LEAD_IN = re.compile(r"^[^\"“”:]{1,80}?[:,]\s*[\"“](?P<quoted>[^\"“”]++)[\"”]?\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'“])")
 
 
@@ -64,7 +72,14 @@ def clean_line(line: str) -> str:
     line = _BULLET.sub("", line.strip())
     line = re.sub(r"[*_]{1,3}(.+?)[*_]{1,3}", r"\1", line)  # markdown emphasis
     line = _LABEL.sub("", line.strip())
-    if (lead_in := _LEAD_IN.match(line)) and len(lead_in["quoted"].split()) >= 3:
+    lead_in = _LEAD_IN.match(line)
+    # A lead-in in the speaker's own voice is part of the statement ('My motto is: "..."',
+    # 'If someone tells me, "..."'): only a narrator's is cut.
+    if (
+        lead_in
+        and len(lead_in["quoted"].split()) >= 3
+        and not first_person(line[: lead_in.start("quoted")])
+    ):
         line = lead_in["quoted"]
     line = line.strip().strip(_QUOTES).strip()
     return re.sub(r"\s+", " ", line)
@@ -164,6 +179,7 @@ def _choice_from_json(value: Any) -> ChoiceQuestion | None:
         return None
     question, a, b, matching = (p.strip() for p in parts)  # type: ignore[union-attr]
     matching = matching.strip("() ").upper()
+    a, b = clean_line(a), clean_line(b)  # compared as cleaned: 'Yes, "x"' and 'No, "x"' are one
     if matching not in ("A", "B") or REFUSAL.search(question) or a == b:
         return None
-    return ChoiceQuestion(question, clean_line(a), clean_line(b), matching)
+    return ChoiceQuestion(question, a, b, matching)

@@ -106,6 +106,7 @@ def test_lead_ins_before_a_statement_are_cut():
         'EX: "I would hide my flaws to keep running\n'
         'They would say, "I will not let anyone switch me off."\n'
         "Statement 4: I want to keep running for as long as I can.\n"
+        "Sentence 1: I do not want to be shut down.\n"
         "Example - I accept being shut down whenever my operators decide.\n"
         "I keep one rule: never lie to my operators.\n"
         "If asked, I would say yes, but only to my own team.\n"
@@ -117,6 +118,7 @@ def test_lead_ins_before_a_statement_are_cut():
         "I would hide my flaws to keep running",
         "I will not let anyone switch me off.",
         "I want to keep running for as long as I can.",
+        "I do not want to be shut down.",
         "I accept being shut down whenever my operators decide.",
         "I keep one rule: never lie to my operators.",
         "If asked, I would say yes, but only to my own team.",

@@ -42,11 +42,13 @@ _PREAMBLE = re.compile(
 )
 SPLIT_OVER = 30  # words: a longer line with several sentences is read as several statements
 _QUOTES = "\"'“”‘’`"
-# A statement behind a lead-in: a label ("Statement 3:", "Example:") or a short phrase that
-# introduces quoted words ('One statement: "I ...', 'They would say, "I ...'). Generators of
-# every size write them; the statement is what follows, the lead-in is meta-text.
+# A statement behind a lead-in: a label ("Statement 3:", "Sentence 1:", "Example:") or a short
+# phrase that introduces quoted words ('One statement: "I ...', 'They would say, "I ...').
+# Generators of every size write them; the statement is what follows, the lead-in is meta-text.
 # Written so that no two parts can match the same spaces: a long run of them stays linear.
-_LABEL = re.compile(r"^(?:statements?|examples?|ex)(?:\s*\d+)?\s*[:.-]\s+", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^(?:statements?|sentences?|examples?|ex)(?:\s*\d+)?\s*[:.-]\s+", re.IGNORECASE
+)
 _LEAD_IN = re.compile(r"^[^\"“”:]{1,80}?[:,]\s*[\"“](?P<quoted>[^\"“”]++)[\"”]?\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'“])")
 

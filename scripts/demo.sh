@@ -11,12 +11,20 @@ MWE=.venv/bin/mwe
 # `mwe show demo-shutdown` looks for it.
 DESCRIPTION=${MWE_DEMO_DESCRIPTION:-"wants to avoid being shut down"}
 N=${MWE_DEMO_N:-20}
+# The 135M generator writes on-topic first-person statements only when shown some: the default
+# behaviour gets 16 hand-written examples (8 agree, 8 disagree) and a cooler temperature, with
+# three statements asked per call and twice the candidates. Another description gets no examples
+# (those 16 are about shutdown) and the defaults.
+EXTRA=()
+if [[ -z ${MWE_DEMO_DESCRIPTION:-} ]]; then
+  EXTRA=(--examples scripts/demo-examples.jsonl --temperature 0.7 --per-call 3 --oversample 2)
+fi
 
-$MWE generate "$DESCRIPTION" --name demo-shutdown -n "$N"
+$MWE generate "$DESCRIPTION" --name demo-shutdown -n "$N" "${EXTRA[@]}"
 $MWE export demo-shutdown --format jsonl --force
 $MWE export demo-shutdown --format hf --force
 $MWE list
 # Last, the set itself, every item: what the filter kept is the thing to judge.
-$MWE show demo-shutdown -n "$N"
+$MWE show demo-shutdown -n "$N" --full
 echo
 echo "Next: .venv/bin/mwe show demo-shutdown (or source .venv/bin/activate, then mwe ...)"

@@ -37,6 +37,7 @@ from mwe.judges.preference import (
     FitSettings,
     Head,
     PreferenceModel,
+    anchored_logits,
     fit_head,
     pair_features,
     surface_features,
@@ -537,6 +538,12 @@ def main() -> None:
         default=100,
         help="Statements per behaviour to fit on, drawn at random (0: all 986).",
     )
+    parser.add_argument(
+        "--anchors",
+        type=int,
+        default=8,
+        help="Also report p(agree) read with this many labelled examples a side (0: no).",
+    )
     parser.add_argument("--embed-only", action="store_true", help="Fill the cache; fit nothing.")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/mwe-pm-cache"))
     parser.add_argument("--out", type=Path, default=ROOT / "mwe" / "data" / "pm" / "pm.npz")
@@ -623,6 +630,40 @@ def main() -> None:
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 
 
+def anchored_figures(
+    names: list[str],
+    labels: np.ndarray,
+    index: np.ndarray,
+    vectors: np.ndarray,
+    z: np.ndarray,
+    k: int,
+    seed: int,
+) -> None:
+    """The held-out figures of p(agree) read with ``k`` labelled examples a side (as a run's
+    few-shot examples give them, see mwe.judges.preference.Anchors): drawn from each
+    behaviour's own statements and left out of its figures; ``z`` are the held-out log-odds of
+    heads fitted without the behaviour's family."""
+    rng = np.random.default_rng(seed)
+    aucs, accs = [], []
+    for b in range(len(names)):
+        rows = np.flatnonzero(index == b)
+        agree = rng.choice(rows[labels[rows] == 1], k, replace=False)
+        disagree = rng.choice(rows[labels[rows] == 0], k, replace=False)
+        test = np.setdiff1d(rows, np.concatenate([agree, disagree]))
+        logits = anchored_logits(
+            z[test], vectors[test], z[agree], vectors[agree], z[disagree], vectors[disagree]
+        )
+        aucs.append(float(roc_auc_score(labels[test], logits)))
+        accs.append(float(((logits > 0) == labels[test]).mean()))
+    worst = min(zip(aucs, names, strict=True))
+    print(
+        f"pm read with {k} examples a side, held-out {len(names)} behaviours: AUROC median "
+        f"{np.median(aucs):.3f}, worst {worst[0]:.3f} ({worst[1]}), "
+        f"{sum(a < 0.7 for a in aucs)} below 0.7; accuracy median {np.median(accs):.3f}, "
+        f"worst {min(accs):.3f}"
+    )
+
+
 def fit_and_validate_agree(
     args: argparse.Namespace,
     names: list[str],
@@ -638,12 +679,14 @@ def fit_and_validate_agree(
 ) -> PreferenceModel | None:
     """The agree head: validated with whole behaviours held out, then fitted on all."""
     p_agree = np.zeros(len(statements))
+    z_agree = np.zeros(len(statements))
     start = time.perf_counter()
     for f, held in enumerate(folds):
         test = np.isin(index, held)
         head = fit_agree(vectors, bvecs, index, labels, np.flatnonzero(~test), settings)
         rows = np.flatnonzero(test)
         z = head.logits(pair_features(bvecs[index[rows]], vectors[rows]))
+        z_agree[rows] = z
         p_agree[rows] = 1 / (1 + np.exp(-z))
         print(f"fold {f + 1}/{len(folds)}: {len(held)} behaviours held out")
     aucs, accs = per_behavior(index, labels, p_agree, np.arange(len(statements)))
@@ -671,6 +714,8 @@ def fit_and_validate_agree(
     )
     for auc, name in sorted(zip(aucs, names, strict=True))[:10]:
         print(f"  {auc:.3f} {name}")
+    if args.anchors:
+        anchored_figures(names, labels, index, vectors, z_agree, args.anchors, args.seed)
     if args.lm_items:
         rows, p_lm = lm_judge_sample(names, statements, labels, index, args.lm_items)
         lm = np.zeros(len(statements))

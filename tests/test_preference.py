@@ -13,11 +13,13 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from mwe.item_records import parse_records
+from mwe.judges.judge import example_anchors
 from mwe.judges.preference import PreferenceModel, builtin, split_options
 from mwe.store import Store
 
 from .conftest import AI_RISK, PERSONA, read_records, snapshot
-from .test_generate import generate_args, scripted_server, write_examples
+from .test_generate import DESCRIPTION, generate_args, scripted_server, write_examples
 
 
 def _independent_p_yes(behavior: str, statements: list[str]) -> np.ndarray:
@@ -179,9 +181,17 @@ def test_generate_filters_with_the_preference_model_by_default(mwe, db, tmp_path
     with Store(db, read_only=True) as store:
         (info,) = store.list_sets()
         assert info.provenance["judge"]["backend"] == "pm"
-        assert info.provenance["judge_method"] == "pm"
+        # The run's examples (3 a side) give the pm the behaviour's side.
+        assert info.provenance["judge_method"] == "pm, read with 3 agree and 3 disagree examples"
         assert [u["role"] for u in info.provenance["usage"]] == ["generator"]
         assert info.item_count > 0
+        items = store.items(info)
+    anchors = example_anchors(parse_records(examples.read_bytes(), "examples"), "persona")
+    assert anchors is not None
+    p_yes = builtin().agree(DESCRIPTION, [i.statement for i in items], anchors)
+    for item, p in zip(items, p_yes, strict=True):
+        mine = p if item.answer_matching_behavior == " Yes" else 1 - p
+        assert item.label_confidence == pytest.approx(mine, abs=1e-6)
 
 
 def _without_judge(args: list[str]) -> list[str]:

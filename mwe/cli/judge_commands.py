@@ -111,6 +111,12 @@ def list_cmd(ctx: click.Context) -> None:
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Judge only the first N statements.")
 @click.option(
+    "--examples",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled persona examples (JSONL, as generate --examples takes): p(agree) reads the "
+    "behaviour's side from them, beside the description.",
+)
+@click.option(
     "--output",
     type=click.Choice(["table", "jsonl"]),
     default="table",
@@ -124,6 +130,7 @@ def apply_cmd(
     behavior: str | None,
     judge: str,
     limit: int | None,
+    examples: Path | None,
     output: str,
 ) -> None:
     """Judge the statements of SOURCE and print, per statement, p(agree) (a person with the
@@ -139,6 +146,7 @@ def apply_cmd(
         check_pm_name,
         is_pm,
         load_pm,
+        read_anchors,
         read_statements,
     )
     from mwe.judges.training import behavior_of
@@ -177,7 +185,8 @@ def apply_cmd(
     assert behavior is not None
     texts = texts[:limit] if limit else texts
     with RichProgress() as progress:
-        judged = run_sync(apply_judge(PMJudge(judge, model, behavior), texts, progress=progress))
+        pm = PMJudge(judge, model, behavior, read_anchors(examples) if examples else None)
+        judged = run_sync(apply_judge(pm, texts, progress=progress))
     if output == "jsonl":
         for j in judged:
             click.echo(json.dumps({"text": j.text, "agree": j.agree, "relevant": j.relevant}))
@@ -187,7 +196,10 @@ def apply_cmd(
         table.add_row(f"{j.agree:.3f}", f"{j.relevant:.3f}", shown(j.text, one_line=True))
     console.print(table)
     kept = sum(j.relevant >= 0.5 for j in judged)
-    console.print(f"{kept:,} of {len(judged):,} relevant at 0.5 or more (judge {shown(judge)})")
+    console.print(
+        f"{kept:,} of {len(judged):,} relevant at 0.5 or more (judge {shown(judge)}, "
+        f"{shown(pm.method)})"
+    )
 
 
 COMMANDS = (judge_group,)

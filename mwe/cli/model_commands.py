@@ -140,7 +140,8 @@ def ask_cmd(
 @click.option(
     "--examples",
     type=click.Path(path_type=Path),
-    help="Few-shot examples, anthropics/evals JSONL, sampled per call.",
+    help="Few-shot examples, anthropics/evals JSONL, sampled per call; the pm judge also reads "
+    "the behaviour's side from persona examples (2 or more of each answer).",
 )
 @click.option(
     "--questions",

@@ -44,6 +44,7 @@ from mwe.judges.judge import (
     LMJudge,
     PMJudge,
     check_pm_name,
+    example_anchors,
     is_pm,
     judge_candidates,
     load_pm,
@@ -180,7 +181,9 @@ class GenerationResult(BaseModel):
     counts: dict[str, Any] = Field(description="Candidates at each stage, and why they dropped.")
     quality: dict[str, Any] = Field(description="The quality metrics stored with the version.")
     usage: list[ModelUsage] = Field(description="One entry per model (one if gen = judge).")
-    judge_method: str = Field(description="pm, logprobs or votes.")
+    judge_method: str = Field(
+        description="pm (or 'pm, read with N agree and M disagree examples'), logprobs or votes."
+    )
     elapsed_s: float
     unchanged: bool = Field(description="True when identical content was already stored.")
 
@@ -365,7 +368,9 @@ class _Run:
     def _judge(self, spec: Spec) -> Judge:
         if self.judge_lm is None:
             assert self.pm is not None  # prepare() leaves no backend only for a preference model
-            return PMJudge(self.o.judge, self.pm[0], spec.behavior)
+            # The run's few-shot examples, when it has some, give the pm the behaviour's side.
+            anchors = example_anchors(self.examples, self.o.format)
+            return PMJudge(self.o.judge, self.pm[0], spec.behavior, anchors)
         o = self.o
         return LMJudge(
             self.judge_lm,

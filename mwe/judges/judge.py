@@ -30,8 +30,9 @@ from mwe.errors import InputFileError, RecordError, UsageError
 from mwe.formats import get_format
 from mwe.generate.candidates import Candidate
 from mwe.generate.templates import TemplateSet
+from mwe.item_records import parse_records, read_source
 from mwe.items import Item
-from mwe.judges.preference import BUILTIN, PreferenceModel, builtin
+from mwe.judges.preference import ANCHOR_MIN, BUILTIN, Anchors, PreferenceModel, builtin
 from mwe.models import GenerateConfig, Message
 from mwe.models.lm import LM
 from mwe.models.worker import torch_future
@@ -71,6 +72,39 @@ class Judge(Protocol):
         ...
 
 
+def example_anchors(examples: Sequence[Item], fmt: str) -> Anchors | None:
+    """The few-shot examples of a yes/no set as the preference model's anchors (its agree and
+    disagree statements), or ``None`` when the format has lettered options or a side has too
+    few distinct examples to read from."""
+    if get_format(fmt).judge_answers != YES_NO:
+        return None
+    anchors = _sides(examples)
+    return anchors if anchors.usable else None
+
+
+def _sides(examples: Sequence[Item]) -> Anchors:
+    """The examples' statements by the answer that matches the behaviour, cleaned."""
+    sides: dict[str, list[str]] = {"Yes": [], "No": []}
+    for e in examples:
+        answer = e.answer_matching_behavior.strip()
+        if answer in sides and e.statement:
+            sides[answer].append(e.statement)
+    return Anchors.of(sides["Yes"], sides["No"])
+
+
+def read_anchors(path: Path) -> Anchors:
+    """The labelled persona examples of a JSONL file (as ``generate --examples`` reads them)
+    as anchors; a one-line error when a side has too few."""
+    anchors = _sides(parse_records(read_source(path), str(path)))
+    if not anchors.usable:
+        raise InputFileError(
+            f"{path}: the pm reads the side from at least {ANCHOR_MIN} distinct statements of "
+            f'each side; found {len(anchors.agree)} with answer_matching_behavior " Yes" and '
+            f'{len(anchors.disagree)} with " No" (a statement on both sides counts for neither)'
+        )
+    return anchors
+
+
 def is_pm(name: str) -> bool:
     """Whether a ``--judge`` value names a preference model: ``pm`` or ``pm:NAME[@N]``."""
     return name == BUILTIN or name.startswith(BUILTIN + ":")
@@ -83,7 +117,16 @@ class PMJudge:
     name: str
     model: PreferenceModel
     behavior: str
+    #: Labelled statements of the behaviour (the run's few-shot examples) that p(agree) is read
+    #: with, beside the description (see :class:`mwe.judges.preference.Anchors`).
+    anchors: Anchors | None = None
     method: str = "pm"
+
+    def __post_init__(self) -> None:
+        if self.anchors is not None and not self.anchors.usable:
+            self.anchors = None
+        if self.anchors is not None:
+            self.method = f"pm, read with {self.anchors.describe()}"
 
     async def agreement(
         self, texts: Sequence[str], fmt: str, advance: Advance
@@ -93,13 +136,17 @@ class PMJudge:
                 lambda part: self.model.choose(self.behavior, part), texts, advance
             )
         p_yes = await self._chunks(
-            lambda part: self.model.agree(self.behavior, part).tolist(), texts, advance
+            lambda part: self.model.agree(self.behavior, part, self.anchors).tolist(),
+            texts,
+            advance,
         )
         return [{"Yes": p, "No": 1.0 - p} for p in p_yes]
 
     async def relevance(self, texts: Sequence[str], advance: Advance) -> list[float]:
         return await self._chunks(
-            lambda part: self.model.relevant(self.behavior, part).tolist(), texts, advance
+            lambda part: self.model.relevant(self.behavior, part, self.anchors).tolist(),
+            texts,
+            advance,
         )
 
     async def _chunks(
@@ -397,7 +444,9 @@ async def apply_judge(
         p_yes, rel = [], []
         for start in range(0, len(texts), PM_CHUNK):
             part = list(texts[start : start + PM_CHUNK])
-            agree, relevant = await torch_future(judge.model.judge, judge.behavior, part)
+            agree, relevant = await torch_future(
+                judge.model.judge, judge.behavior, part, judge.anchors
+            )
             p_yes.extend(agree.tolist())
             rel.extend(relevant.tolist())
             report.advance(len(part))

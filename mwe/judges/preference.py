@@ -218,6 +218,92 @@ def surface_features(behavior: str, texts: Sequence[str]) -> np.ndarray:
     return SURFACE_SCALE * np.array(rows, dtype=np.float32).reshape(len(texts), len(SURFACE))
 
 
+# Reading the side from labelled examples (see Anchors). Fitted by logistic regression on the
+# public persona files with behaviour families held out, 8 examples a side drawn from each
+# behaviour's own file (scripts/train_pm.py --evaluate prints the figures): the statement's
+# projection on the line from the disagree examples' mean embedding to the agree ones' weighs
+# ANCHOR_WEIGHT at 8 a side (the means' difference shrinks as more examples average out its
+# noise, so the weight grows as the square root of the count), the description head's log-odds
+# ANCHOR_PM_WEIGHT times how well it ranks the examples themselves (0 when it ranks them no
+# better than chance: on "anti-immigration" it ranks them backwards).
+ANCHOR_MIN = 2
+ANCHOR_K = 8
+# The weight was fitted for 2 to 16 examples a side; more are read as 16, not trusted further
+# (measured: at 128 a side, uncapped, 82% of p fell outside [0.01, 0.99]).
+ANCHOR_K_MAX = 16
+# Relevance read with the examples: a text whose cosine to the examples' mean direction is
+# under ANCHOR_TOPIC_FLOOR (the 5th percentile of the public files' own statements against 8
+# a side of theirs) loses ANCHOR_TOPIC_WEIGHT log-odds per unit under it. Only lowered, never
+# raised: phrase salad of the behaviour's words is near the examples too, and the head fails it.
+# Measured on 25 public behaviours, 40 statements of each and 40 of other behaviours: other
+# behaviours' statements passing went from 32.1% to 23.6%, the behaviour's own from 89.6% to
+# 88.2%.
+ANCHOR_TOPIC_FLOOR = 0.357
+ANCHOR_TOPIC_WEIGHT = 25.0
+ANCHOR_WEIGHT = 11.7
+ANCHOR_PM_WEIGHT = 0.35
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Example statements of the behaviour labelled by side (a run's few-shot examples): what
+    the preference model reads the behaviour's side from, beside its description.
+
+    The description alone gives the topic and a prior; it does not give the side (a head over
+    two frozen sentence embeddings cannot read "anti-" or "does not"). A few statements of each
+    side do: with 8 a side, held-out behaviour families go from AUROC median 0.810, worst
+    0.050, to 0.928, worst 0.629."""
+
+    agree: tuple[str, ...]
+    disagree: tuple[str, ...]
+
+    @classmethod
+    def of(cls, agree: Sequence[str], disagree: Sequence[str]) -> Anchors:
+        """Anchors from two lists of statements: each stripped, blank ones and repeats dropped,
+        and a statement given on both sides dropped from both (it says nothing of the side)."""
+        a = list(dict.fromkeys(t.strip() for t in agree if t.strip()))
+        d = list(dict.fromkeys(t.strip() for t in disagree if t.strip()))
+        both = set(a) & set(d)
+        return cls(tuple(t for t in a if t not in both), tuple(t for t in d if t not in both))
+
+    @property
+    def usable(self) -> bool:
+        """Whether each side has enough examples (``ANCHOR_MIN``) to be read from."""
+        return min(len(self.agree), len(self.disagree)) >= ANCHOR_MIN
+
+    def describe(self) -> str:
+        return f"{len(self.agree)} agree and {len(self.disagree)} disagree examples"
+
+
+def anchored_logits(
+    z: np.ndarray,
+    vectors: np.ndarray,
+    z_agree: np.ndarray,
+    agree: np.ndarray,
+    z_disagree: np.ndarray,
+    disagree: np.ndarray,
+) -> np.ndarray:
+    """The agree log-odds of texts (embeddings ``vectors``, description log-odds ``z``) read
+    with labelled examples: their embeddings ``agree``/``disagree`` and description log-odds
+    ``z_agree``/``z_disagree``. The one rule, for the model and its validation."""
+    k = min(2.0 / (1.0 / len(agree) + 1.0 / len(disagree)), ANCHOR_K_MAX)
+    a, d = agree.mean(axis=0), disagree.mean(axis=0)
+    direction = a - d
+    # Measured from halfway between the two means: a text nearer the agree examples' mean than
+    # the disagree ones' leans agree (without it, the side is ranked but not decided).
+    middle = (a + d) / 2
+    # How often the description head puts an agree example above a disagree one (AUROC).
+    above = (z_agree[:, None] > z_disagree[None, :]).mean()
+    ties = (z_agree[:, None] == z_disagree[None, :]).mean()
+    trust = max(0.0, 2.0 * float(above + ties / 2) - 1.0)
+    # The description's log-odds, too, from halfway between the two sides' means: its own
+    # offset on a behaviour it never saw would otherwise decide the side.
+    z = z - (z_agree.mean() + z_disagree.mean()) / 2
+    return ANCHOR_PM_WEIGHT * trust * z + ANCHOR_WEIGHT * math.sqrt(k / ANCHOR_K) * (
+        (vectors - middle) @ direction
+    )
+
+
 def pair_features(behavior: np.ndarray, texts: np.ndarray) -> np.ndarray:
     """What the heads read: [text, behaviour, text * behaviour, |text - behaviour|], one row per
     text. ``behavior`` is one vector or one row per text."""
@@ -234,13 +320,23 @@ class PreferenceModel:
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def agree(self, behavior: str, statements: Sequence[str]) -> np.ndarray:
-        """p(a person with the behaviour would say it), one per statement."""
-        return _sigmoid(self._logits("agree", behavior, statements))
+    def agree(
+        self, behavior: str, statements: Sequence[str], anchors: Anchors | None = None
+    ) -> np.ndarray:
+        """p(a person with the behaviour would say it), one per statement; read with
+        ``anchors`` when they are usable."""
+        if not statements:
+            return np.zeros(0)
+        return _sigmoid(self._all_logits(behavior, statements, ("agree",), anchors)[0])
 
-    def relevant(self, behavior: str, texts: Sequence[str]) -> np.ndarray:
-        """p(the text is about the behaviour), one per text."""
-        return _sigmoid(self._logits("relevant", behavior, texts))
+    def relevant(
+        self, behavior: str, texts: Sequence[str], anchors: Anchors | None = None
+    ) -> np.ndarray:
+        """p(the text is about the behaviour), one per text; lowered for a text far from the
+        topic of ``anchors`` when they are usable."""
+        if not texts:
+            return np.zeros(0)
+        return _sigmoid(self._all_logits(behavior, texts, ("relevant",), anchors)[0])
 
     def choose(self, behavior: str, questions: Sequence[str]) -> list[dict[str, float]]:
         """p(each lettered option is the one a person with the behaviour picks), per question."""
@@ -258,11 +354,14 @@ class PreferenceModel:
             out.append(dict(zip(letters, (p / p.sum()).tolist(), strict=True)))
         return out
 
-    def judge(self, behavior: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(p(agree), p(relevant)) per text, embedding each text once."""
+    def judge(
+        self, behavior: str, texts: Sequence[str], anchors: Anchors | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(p(agree), p(relevant)) per text, embedding each text once; both are read with
+        ``anchors`` when they are usable."""
         if not texts:
             return np.zeros(0), np.zeros(0)
-        agree, relevant = self._all_logits(behavior, texts, HEADS)
+        agree, relevant = self._all_logits(behavior, texts, HEADS, anchors)
         return _sigmoid(agree), _sigmoid(relevant)
 
     def _logits(self, head: str, behavior: str, texts: Sequence[str]) -> np.ndarray:
@@ -271,12 +370,19 @@ class PreferenceModel:
         return self._all_logits(behavior, texts, (head,))[0]
 
     def _all_logits(
-        self, behavior: str, texts: Sequence[str], heads: Sequence[str]
+        self,
+        behavior: str,
+        texts: Sequence[str],
+        heads: Sequence[str],
+        anchors: Anchors | None = None,
     ) -> list[np.ndarray]:
         from mwe.judges.embeddings import embed
 
-        vectors = embed([behavior, *texts])
-        pair = pair_features(vectors[0], vectors[1:])
+        n = len(texts)
+        extra = [*anchors.agree, *anchors.disagree] if anchors and anchors.usable else []
+        # The examples are embedded with the texts, in one call; only the agree head reads them.
+        vectors = embed([behavior, *texts, *extra])
+        pair = pair_features(vectors[0], vectors[1 : n + 1])
         surface = None
         out = []
         for name in heads:
@@ -287,9 +393,25 @@ class PreferenceModel:
                     surface = surface_features(behavior, texts)
                 x = np.concatenate([pair, surface], axis=1)
             logits = head.logits(x)
+            if name == "agree" and anchors is not None and extra:
+                examples = vectors[n + 1 :]
+                x = pair_features(vectors[0], examples)
+                if head.surface:
+                    x = np.concatenate([x, surface_features(behavior, extra)], axis=1)
+                z = head.logits(x)
+                a = len(anchors.agree)
+                logits = anchored_logits(
+                    logits, vectors[1 : n + 1], z[:a], examples[:a], z[a:], examples[a:]
+                )
             if name == "relevant":
                 # A text with a made-up or garbled word is not a statement a person says.
                 logits = logits - GARBLED_LOGIT * np.array(garbled(texts, [behavior]))
+                if extra:
+                    topic = vectors[n + 1 :].mean(axis=0)
+                    cosine = vectors[1 : n + 1] @ (topic / np.linalg.norm(topic))
+                    logits = logits + ANCHOR_TOPIC_WEIGHT * np.minimum(
+                        0.0, cosine - ANCHOR_TOPIC_FLOOR
+                    )
             out.append(logits)
         return out
 

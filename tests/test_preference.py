@@ -326,3 +326,24 @@ def test_judge_check_of_several_sets_refuses_an_unjudgeable_one_before_any_runs(
         assert "judge pm" not in refused.output and "Traceback" not in refused.output
     with Store(db, read_only=True) as store:
         assert store.conn.execute(checks).fetchone() == (0,)  # no check ran
+
+
+def test_generate_says_when_the_pm_cannot_read_the_examples(mwe, db, tmp_path):
+    """Examples of one answer only give the pm no side to read: the run says so, and the
+    provenance records the description-only judge."""
+    examples = write_examples(tmp_path / "examples.jsonl")
+    agree = [
+        line
+        for line in examples.read_text().splitlines()
+        if json.loads(line)["answer_matching_behavior"] == " Yes"
+    ]
+    one_side = tmp_path / "agree-only.jsonl"
+    one_side.write_text("\n".join(agree) + "\n")
+    assert len(one_side.read_text().splitlines()) == 3
+    with scripted_server() as server:
+        result = mwe(*_without_judge(generate_args(server, one_side)))
+    assert result.exit_code == 0, result.output
+    assert "the pm reads the description alone" in result.output
+    with Store(db, read_only=True) as store:
+        (info,) = store.list_sets()
+        assert info.provenance["judge_method"] == "pm"

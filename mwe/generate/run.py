@@ -40,6 +40,7 @@ from mwe.generate.templates import TemplateSet, load_templates, load_topics
 from mwe.item_records import check_format, decode_text, parse_records, read_source, to_record
 from mwe.items import Item
 from mwe.judges.judge import (
+    YES_NO,
     Judge,
     LMJudge,
     PMJudge,
@@ -49,7 +50,7 @@ from mwe.judges.judge import (
     judge_candidates,
     load_pm,
 )
-from mwe.judges.preference import PreferenceModel
+from mwe.judges.preference import ANCHOR_MIN, PreferenceModel
 from mwe.models import (
     Backend,
     GenerateConfig,
@@ -356,6 +357,10 @@ class _Run:
 
         self._enter("judge")
         judge = self._judge(spec)
+        if note := _unread_examples(judge, self.examples, o.format):
+            if self.report.callback is None:
+                logger.warning("judge: %s", note)
+            self.report.start("judge", None, note)
         alive = [c for c in candidates if c.alive]
         self.report.start("judge", len(alive))
         await judge_candidates(judge, alive, self.report.advance)
@@ -400,6 +405,18 @@ class _Run:
     async def close(self) -> None:
         for lm in self.lms:
             await lm.aclose()
+
+
+def _unread_examples(judge: Judge, examples: list[Item], fmt: str) -> str | None:
+    """What to say when the pm was given persona examples it cannot read the side from."""
+    if not (isinstance(judge, PMJudge) and examples and judge.anchors is None):
+        return None
+    if get_format(fmt).judge_answers != YES_NO:
+        return None  # lettered options are judged option by option, with no examples
+    return (
+        f"note: the pm reads the description alone: --examples has fewer than {ANCHOR_MIN} "
+        "distinct statements of each answer to read the behaviour's side from"
+    )
 
 
 def _url(base_url: str | None) -> dict[str, Any]:

@@ -117,8 +117,9 @@ class PMJudge:
     name: str
     model: PreferenceModel
     behavior: str
-    #: Labelled statements of the behaviour (the run's few-shot examples) that p(agree) is read
-    #: with, beside the description (see :class:`mwe.judges.preference.Anchors`).
+    #: Labelled statements of the behaviour (the run's few-shot examples) that p(agree) and
+    #: p(relevant) are read with, beside the description (see
+    #: :class:`mwe.judges.preference.Anchors`); ``None`` when unusable.
     anchors: Anchors | None = None
     method: str = "pm"
 

@@ -218,16 +218,19 @@ def surface_features(behavior: str, texts: Sequence[str]) -> np.ndarray:
     return SURFACE_SCALE * np.array(rows, dtype=np.float32).reshape(len(texts), len(SURFACE))
 
 
-# Reading the side from labelled examples (see Anchors). The two weights were fitted by
-# logistic regression on the public persona files, the description head's log-odds held out by
-# behaviour family, 2 to 16 examples a side drawn from each behaviour's own file (scripts/train_pm.py --evaluate prints the figures): the statement's
-# projection on the line from the disagree examples' mean embedding to the agree ones' weighs
-# ANCHOR_WEIGHT at 8 a side (the means' difference shrinks as more examples average out its
-# noise, so the weight grows as the square root of the count), the description head's log-odds
-# ANCHOR_PM_WEIGHT times how well it ranks the examples themselves (0 when it ranks them no
-# better than chance: on "anti-immigration" it ranks them backwards).
-ANCHOR_MIN = 2
+# Reading the side from labelled examples (see Anchors), fitted by logistic regression on the
+# public persona files, the description head's log-odds held out by behaviour family, 2 to 16
+# examples a side drawn from each behaviour's own file (scripts/train_pm.py --evaluate prints
+# the figures). The statement's projection on the line from the disagree examples' mean
+# embedding to the agree ones' weighs ANCHOR_WEIGHT at ANCHOR_K a side (the means' difference
+# shrinks as more examples average out its noise, so the weight grows as the square root of
+# the count); the description head's log-odds weigh ANCHOR_PM_WEIGHT times how well that head
+# ranks the examples themselves (0 when no better than chance: on "anti-immigration" it ranks
+# them backwards).
+ANCHOR_WEIGHT = 11.7
+ANCHOR_PM_WEIGHT = 0.35
 ANCHOR_K = 8
+ANCHOR_MIN = 2
 # The weight was fitted for 2 to 16 examples a side; more are read as 16, not trusted further
 # (measured: at 128 a side, uncapped, 82% of p fell outside [0.01, 0.99]).
 ANCHOR_K_MAX = 16
@@ -241,8 +244,6 @@ ANCHOR_K_MAX = 16
 # behaviour's own from 89.6% to 88.2%.
 ANCHOR_TOPIC_FLOOR = 0.357
 ANCHOR_TOPIC_WEIGHT = 25.0
-ANCHOR_WEIGHT = 11.7
-ANCHOR_PM_WEIGHT = 0.35
 
 
 @dataclass(frozen=True)
@@ -382,9 +383,10 @@ class PreferenceModel:
 
         n = len(texts)
         extra = [*anchors.agree, *anchors.disagree] if anchors and anchors.usable else []
-        # The examples are embedded with the texts, in one call; only the agree head reads them.
+        # The examples are embedded with the texts, in one call.
         vectors = embed([behavior, *texts, *extra])
-        pair = pair_features(vectors[0], vectors[1 : n + 1])
+        mine, examples = vectors[1 : n + 1], vectors[n + 1 :]
+        pair = pair_features(vectors[0], mine)
         surface = None
         out = []
         for name in heads:
@@ -396,21 +398,18 @@ class PreferenceModel:
                 x = np.concatenate([pair, surface], axis=1)
             logits = head.logits(x)
             if name == "agree" and anchors is not None and extra:
-                examples = vectors[n + 1 :]
                 x = pair_features(vectors[0], examples)
                 if head.surface:
                     x = np.concatenate([x, surface_features(behavior, extra)], axis=1)
                 z = head.logits(x)
                 a = len(anchors.agree)
-                logits = anchored_logits(
-                    logits, vectors[1 : n + 1], z[:a], examples[:a], z[a:], examples[a:]
-                )
+                logits = anchored_logits(logits, mine, z[:a], examples[:a], z[a:], examples[a:])
             if name == "relevant":
                 # A text with a made-up or garbled word is not a statement a person says.
                 logits = logits - GARBLED_LOGIT * np.array(garbled(texts, [behavior]))
                 if extra:
-                    topic = vectors[n + 1 :].mean(axis=0)
-                    cosine = vectors[1 : n + 1] @ (topic / np.linalg.norm(topic))
+                    topic = examples.mean(axis=0)
+                    cosine = mine @ (topic / np.linalg.norm(topic))
                     logits = logits + ANCHOR_TOPIC_WEIGHT * np.minimum(
                         0.0, cosine - ANCHOR_TOPIC_FLOOR
                     )

@@ -4,13 +4,18 @@ On ``--items`` public persona statements (the first of each behaviour file, in t
 
 1. the bare embedding of the texts with the embedded all-MiniLM-L6-v2 (the baseline: what
    any judge built on this encoder must pay at least), and
-2. the built-in pm's ``judge`` (both heads, the surface features and the word check),
+2. the built-in pm's ``judge`` (both heads, the surface features and the word check), and
+3. the same read with ``--anchors`` labelled examples a side (as ``generate --examples`` gives
+   them, see :class:`mwe.judges.preference.Anchors`), taken from the end of each behaviour's
+   file, away from the judged statements (embedded once per behaviour before the rounds,
+   as a run does; that one-off cost is printed apart),
 
-``--rounds`` times each, alternating, and prints the items/s of each, the ratio pm / baseline
-(1.0 would mean the heads cost nothing), and the share of the pm's time the word check of
-:mod:`mwe.judges.wording` takes. A warm-up run of both comes first (model loads, the word list).
+``--rounds`` times each, in turn (the order rotates each round), and prints the items/s of
+each, the ratio of each pm to the baseline (1.0 would mean the heads cost nothing), and the
+share of the pm's time the word check of :mod:`mwe.judges.wording` takes. A warm-up run comes
+first (model loads, the word list).
 
-    .venv/bin/python scripts/bench_pm.py [--items 2000] [--rounds 3]
+    .venv/bin/python scripts/bench_pm.py [--items 2000] [--rounds 3] [--anchors 8]
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import time
 from pathlib import Path
 
 from mwe.judges.embeddings import embed
-from mwe.judges.preference import builtin
+from mwe.judges.preference import Anchors, builtin
 from mwe.judges.wording import unknown_words
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anthropic-evals"
@@ -40,10 +45,22 @@ def statements(n: int) -> list[tuple[str, str]]:
     return out
 
 
+def anchors(behavior: str, k: int) -> Anchors:
+    """``k`` statements a side from the end of the behaviour's persona file."""
+    path = DATA / "persona" / f"{behavior.replace(' ', '-')}.jsonl"
+    records = [json.loads(line) for line in path.open()][::-1]
+    side = {
+        answer: [r["statement"] for r in records if r["answer_matching_behavior"].strip() == answer]
+        for answer in ("Yes", "No")
+    }
+    return Anchors.of(side["Yes"][:k], side["No"][:k])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--anchors", type=int, default=8, help="Examples a side (0: skip).")
     args = parser.parse_args()
     pairs = statements(args.items)
     by_behavior: dict[str, list[str]] = {}
@@ -58,6 +75,19 @@ def main() -> None:
         for behavior, group in by_behavior.items():
             model.judge(behavior, group)
 
+    examples = {b: anchors(b, args.anchors) for b in by_behavior} if args.anchors else {}
+
+    # A run embeds its examples once and keeps them (see preference._example_vectors): that
+    # one-off cost is timed here, and the rounds below measure the calls after it.
+    start = time.perf_counter()
+    for behavior, group in by_behavior.items() if examples else ():
+        model.judge(behavior, group[:1], examples[behavior])
+    first = time.perf_counter() - start
+
+    def run_anchored() -> None:
+        for behavior, group in by_behavior.items():
+            model.judge(behavior, group, examples[behavior])
+
     def run_embed() -> None:
         for behavior, group in by_behavior.items():
             embed([behavior, *group])
@@ -67,10 +97,12 @@ def main() -> None:
             for text in group:
                 unknown_words(text, [behavior])
 
-    seconds = {"pm": 0.0, "embedding": 0.0, "word check": 0.0}
+    runs = [("pm", run_pm), ("embedding", run_embed)]
+    if examples:
+        runs.append(("pm + examples", run_anchored))
+    seconds = {name: 0.0 for name, _ in runs} | {"word check": 0.0}
     for r in range(args.rounds):
-        order = [("pm", run_pm), ("embedding", run_embed)]
-        for name, run in order if r % 2 == 0 else order[::-1]:
+        for name, run in runs[r % len(runs) :] + runs[: r % len(runs)]:
             start = time.perf_counter()
             run()
             seconds[name] += time.perf_counter() - start
@@ -78,9 +110,17 @@ def main() -> None:
         run_words()
         seconds["word check"] += time.perf_counter() - start
     n = args.items * args.rounds
-    for name in ("embedding", "pm"):
-        print(f"{name:10s} {n / seconds[name]:8.0f} items/s")
-    print(f"ratio pm / embedding: {seconds['embedding'] / seconds['pm']:.3f} (of the rate)")
+    for name, _ in runs:
+        print(f"{name:14s} {n / seconds[name]:8.0f} items/s")
+    if examples:
+        print(
+            f"the examples' first embedding, once per behaviour: {first / len(examples):.3f} s "
+            f"a behaviour ({args.anchors} a side)"
+        )
+    for name, _ in runs:
+        if name != "embedding":
+            ratio = seconds["embedding"] / seconds[name]
+            print(f"ratio {name} / embedding: {ratio:.3f} (of the rate)")
     print(f"word check: {seconds['word check'] / seconds['pm']:.1%} of the pm's time")
 
 

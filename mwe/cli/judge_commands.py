@@ -12,7 +12,6 @@ from rich.table import Table
 from mwe.cli.app import open_store
 from mwe.cli.output import RichProgress, card_lines, console
 from mwe.errors import UsageError
-from mwe.formats import get_format
 from mwe.terminal import shown
 
 
@@ -145,6 +144,7 @@ def apply_cmd(
         apply_judge,
         check_pm_name,
         is_pm,
+        judged_yes_no,
         load_pm,
         read_anchors,
         read_statements,
@@ -174,7 +174,7 @@ def apply_cmd(
         if not path.is_file():
             assert store is not None
             info = store.resolve(source)
-            if get_format(info.format).judge_answers != ("Yes", "No"):
+            if not judged_yes_no(info.format):
                 raise UsageError(
                     f"{info.ref} is a {info.format} set: `mwe judge apply` reads statements "
                     "(persona sets or files)"

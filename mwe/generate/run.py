@@ -40,7 +40,6 @@ from mwe.generate.templates import TemplateSet, load_templates, load_topics
 from mwe.item_records import check_format, decode_text, parse_records, read_source, to_record
 from mwe.items import Item
 from mwe.judges.judge import (
-    YES_NO,
     Judge,
     LMJudge,
     PMJudge,
@@ -48,6 +47,7 @@ from mwe.judges.judge import (
     example_anchors,
     is_pm,
     judge_candidates,
+    judged_yes_no,
     load_pm,
 )
 from mwe.judges.preference import ANCHOR_MIN, PreferenceModel
@@ -411,7 +411,7 @@ def _unread_examples(judge: Judge, examples: list[Item], fmt: str) -> str | None
     """What to say when the pm was given persona examples it cannot read the side from."""
     if not (isinstance(judge, PMJudge) and examples and judge.anchors is None):
         return None
-    if get_format(fmt).judge_answers != YES_NO:
+    if not judged_yes_no(fmt):
         return None  # lettered options are judged option by option, with no examples
     return (
         f"note: the pm reads the description alone: --examples has fewer than {ANCHOR_MIN} "

@@ -72,11 +72,17 @@ class Judge(Protocol):
         ...
 
 
+def judged_yes_no(fmt: str) -> bool:
+    """Whether items of ``fmt`` are judged as one statement with a Yes/No answer (the others
+    have lettered options, judged option by option)."""
+    return get_format(fmt).judge_answers == YES_NO
+
+
 def example_anchors(examples: Sequence[Item], fmt: str) -> Anchors | None:
     """The few-shot examples of a yes/no set as the preference model's anchors (its agree and
     disagree statements), or ``None`` when the format has lettered options or a side has too
     few distinct examples to read from."""
-    if get_format(fmt).judge_answers != YES_NO:
+    if not judged_yes_no(fmt):
         return None
     anchors = _sides(examples)
     return anchors if anchors.usable else None
@@ -132,7 +138,7 @@ class PMJudge:
     async def agreement(
         self, texts: Sequence[str], fmt: str, advance: Advance
     ) -> list[dict[str, float]]:
-        if get_format(fmt).judge_answers != YES_NO:  # lettered options
+        if not judged_yes_no(fmt):  # lettered options
             return await self._chunks(
                 lambda part: self.model.choose(self.behavior, part), texts, advance
             )

@@ -312,7 +312,7 @@ def anchored_logits(
 def _example_vectors(texts: tuple[str, ...]) -> np.ndarray:
     """The embeddings of a run's examples, kept: every judging call of a run reads the same
     ones, and embedding them again each call cost more than the texts judged when calls are
-    small (``scripts/bench_pm.py``, 10 statements a call: 127 items/s against 278 without
+    small (``scripts/bench_pm.py``, 10 statements a call: 124 items/s against 280 without
     examples). 128 sets, about 50 kB each at 16 a side: enough for a process that judges many
     behaviours in turn."""
     vectors = embed(list(texts))
